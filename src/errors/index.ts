@@ -1,0 +1,2 @@
+export { ERROR_CODES, isErrorCode, type ErrorCode } from './codes.js';
+export { MalusError, formatIssue, isMalusError, problemType, type Issue, type MalusErrorOptions } from './malus-error.js';

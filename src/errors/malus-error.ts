@@ -1,0 +1,59 @@
+import { ERROR_CODES, type ErrorCode } from './codes.js';
+
+/** One problem found while validating: where (a JSON path such as `tables[1].columns[0].type`) and what. */
+export interface Issue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface MalusErrorOptions {
+  /** Every problem found, each with its path; validation reports all of them, not the first. */
+  readonly issues?: readonly Issue[];
+  readonly cause?: unknown;
+}
+
+/**
+ * The one error type Malus throws on purpose. `message` is safe to show a user: it never holds a
+ * secret, a credential or a stack trace. `type` is the stable problem type URI (RFC 9457).
+ */
+export class MalusError extends Error {
+  override readonly name = 'MalusError';
+  readonly code: ErrorCode;
+  readonly issues: readonly Issue[];
+
+  constructor(code: ErrorCode, message: string, options: MalusErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.issues = options.issues ?? [];
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get exitCode(): 1 | 2 | 3 {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get type(): string {
+    return problemType(this.code);
+  }
+
+  /** The message followed by every issue on its own line, as the CLI prints it. */
+  describe(): string {
+    if (this.issues.length === 0) return this.message;
+    return [this.message, ...this.issues.map((issue) => formatIssue(issue))].join('\n');
+  }
+}
+
+export function problemType(code: ErrorCode): string {
+  return `urn:malus:error:${code}`;
+}
+
+export function formatIssue(issue: Issue): string {
+  return issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`;
+}
+
+export function isMalusError(value: unknown, code?: ErrorCode): value is MalusError {
+  return value instanceof MalusError && (code === undefined || value.code === code);
+}
