@@ -1,0 +1,212 @@
+import { checkPublicIdentity } from '../identity/index.js';
+import type { Issue } from '../errors/index.js';
+import type { Agreement, AnalysisRule, Role, Table } from './schema.js';
+
+// Rules that span fields, run after the schema accepted the shape. Each returns every problem it
+// finds with its path, so one run of `agreement validate` lists them all.
+
+type Check = (agreement: Agreement) => Issue[];
+
+function duplicates<T>(items: readonly T[], key: (item: T) => string): Map<string, number[]> {
+  const seen = new Map<string, number[]>();
+  items.forEach((item, index) => seen.set(key(item), [...(seen.get(key(item)) ?? []), index]));
+  return new Map([...seen].filter(([, indexes]) => indexes.length > 1));
+}
+
+const partiesAreWellFormed: Check = (agreement) => {
+  const issues: Issue[] = [];
+  agreement.parties.forEach((party, i) => issues.push(...checkPublicIdentity(party, `parties[${i}]`)));
+  for (const [id, indexes] of duplicates(agreement.parties, (p) => p.id)) {
+    for (const i of indexes.slice(1)) issues.push({ path: `parties[${i}].id`, message: `duplicate party id ${id}` });
+  }
+  for (const [, indexes] of duplicates(agreement.parties, (p) => p.signingKey)) {
+    for (const i of indexes.slice(1)) issues.push({ path: `parties[${i}].signingKey`, message: 'duplicate signing key' });
+  }
+  if (!agreement.parties.some((p) => p.roles.includes('signer'))) {
+    issues.push({ path: 'parties', message: 'at least one party must have the signer role' });
+  }
+  return issues;
+};
+
+/** Checks that a referenced party exists and, when given, holds a role. */
+function partyRef(agreement: Agreement, id: string, path: string, role?: Role): Issue[] {
+  const party = agreement.parties.find((p) => p.id === id);
+  if (party === undefined) return [{ path, message: `party ${id} is not in parties` }];
+  if (role !== undefined && !party.roles.includes(role)) {
+    return [{ path, message: `party ${id} (${party.name}) must have the ${role} role` }];
+  }
+  return [];
+}
+
+function ruleColumns(rule: AnalysisRule): { field: string; names: string[] }[] {
+  switch (rule.type) {
+    case 'aggregation':
+      return [
+        ...rule.aggregateColumns.map((c, i) => ({ field: `aggregateColumns[${i}].columnNames`, names: c.columnNames })),
+        { field: 'joinColumns', names: rule.joinColumns },
+        { field: 'dimensionColumns', names: rule.dimensionColumns },
+        ...rule.outputConstraints.map((c, i) => ({ field: `outputConstraints[${i}].columnName`, names: [c.columnName] })),
+      ];
+    case 'list':
+      return [
+        { field: 'joinColumns', names: rule.joinColumns },
+        { field: 'listColumns', names: rule.listColumns },
+      ];
+    case 'custom':
+      return [];
+  }
+}
+
+function checkTable(agreement: Agreement, table: Table, path: string): Issue[] {
+  const issues = partyRef(agreement, table.owner, `${path}.owner`, 'provider');
+  const columns = new Set(table.columns.map((c) => c.name));
+  for (const [name, indexes] of duplicates(table.columns, (c) => c.name)) {
+    for (const i of indexes.slice(1)) issues.push({ path: `${path}.columns[${i}].name`, message: `duplicate column ${name}` });
+  }
+  if (table.identityColumn !== null && !columns.has(table.identityColumn)) {
+    issues.push({ path: `${path}.identityColumn`, message: `column ${table.identityColumn} is not in columns` });
+  }
+  const rule = table.analysisRule;
+  for (const { field, names } of ruleColumns(rule)) {
+    names.forEach((name, i) => {
+      if (!columns.has(name)) {
+        const where = field.endsWith('columnName') ? `${path}.analysisRule.${field}` : `${path}.analysisRule.${field}[${i}]`;
+        issues.push({ path: where, message: `column ${name} is not in columns` });
+      }
+    });
+  }
+  if (rule.type === 'custom') {
+    const templates = new Set((agreement.templates ?? []).map((t) => t.name));
+    rule.allowedTemplates.forEach((name, i) => {
+      if (!templates.has(name)) {
+        issues.push({ path: `${path}.analysisRule.allowedTemplates[${i}]`, message: `template ${name} is not in templates` });
+      }
+    });
+    rule.allowedAnalysisProviders?.forEach((id, i) =>
+      issues.push(...partyRef(agreement, id, `${path}.analysisRule.allowedAnalysisProviders[${i}]`, 'analyst')),
+    );
+  }
+  return issues;
+}
+
+const tablesAreConsistent: Check = (agreement) => {
+  const issues: Issue[] = [];
+  for (const [name, indexes] of duplicates(agreement.tables, (t) => t.name)) {
+    for (const i of indexes.slice(1)) issues.push({ path: `tables[${i}].name`, message: `duplicate table ${name}` });
+  }
+  agreement.tables.forEach((table, i) => issues.push(...checkTable(agreement, table, `tables[${i}]`)));
+  return issues;
+};
+
+const templatesAreConsistent: Check = (agreement) => {
+  const issues: Issue[] = [];
+  const templates = agreement.templates ?? [];
+  for (const [name, indexes] of duplicates(templates, (t) => t.name)) {
+    for (const i of indexes.slice(1)) issues.push({ path: `templates[${i}].name`, message: `duplicate template ${name}` });
+  }
+  templates.forEach((template, i) => {
+    template.approvedBy.forEach((id, j) => issues.push(...partyRef(agreement, id, `templates[${i}].approvedBy[${j}]`)));
+    for (const [name, indexes] of duplicates(template.parameters, (p) => p.name)) {
+      for (const j of indexes.slice(1)) {
+        issues.push({ path: `templates[${i}].parameters[${j}].name`, message: `duplicate parameter ${name}` });
+      }
+    }
+    template.parameters.forEach((parameter, j) => {
+      const { min, max } = parameter;
+      if (min !== undefined && max !== undefined && typeof min === typeof max && min > max) {
+        issues.push({ path: `templates[${i}].parameters[${j}].max`, message: 'must not be below min' });
+      }
+    });
+  });
+  return issues;
+};
+
+const receiversAreParties: Check = (agreement) =>
+  agreement.receivers.flatMap((id, i) => partyRef(agreement, id, `receivers[${i}]`, 'receiver'));
+
+const versionIsConsistent: Check = (agreement) => {
+  const issues: Issue[] = [];
+  if (agreement.version === 1 && agreement.previous !== null) {
+    issues.push({ path: 'previous', message: 'must be null for version 1' });
+  }
+  if (agreement.version > 1 && agreement.previous === null) {
+    issues.push({ path: 'previous', message: `version ${agreement.version} must name the hash of the version it amends` });
+  }
+  if (Date.parse(agreement.validUntil) <= Date.parse(agreement.validFrom)) {
+    issues.push({ path: 'validUntil', message: 'must be after validFrom' });
+  }
+  return issues;
+};
+
+const enclavePolicyIsSafe: Check = (agreement) => {
+  const { enclave } = agreement;
+  // Debug enclaves leak their memory to the host; only the simulated platform may claim debug.
+  if (enclave.allowDebug && enclave.platforms.some((p) => p !== 'sim')) {
+    return [{ path: 'enclave.allowDebug', message: 'may be true only when platforms is [sim]' }];
+  }
+  return [];
+};
+
+const privacyIsConsistent: Check = (agreement) => {
+  const { privacy } = agreement;
+  if (privacy === undefined) return [];
+  const issues: Issue[] = [];
+  const tables = new Set(agreement.tables.map((t) => t.name));
+  const templates = new Set((agreement.templates ?? []).map((t) => t.name));
+  const unit = privacy.accounting === 'pure' ? 'epsilon' : 'rho';
+  if (privacy.budget[unit] === undefined) issues.push({ path: `privacy.budget.${unit}`, message: `required for ${privacy.accounting} accounting` });
+  privacy.policies.forEach((policy, i) => {
+    const path = `privacy.policies[${i}]`;
+    if ((policy.table === undefined) === (policy.template === undefined)) {
+      issues.push({ path, message: 'name exactly one of table or template' });
+    }
+    if (policy.table !== undefined && !tables.has(policy.table)) {
+      issues.push({ path: `${path}.table`, message: `table ${policy.table} is not in tables` });
+    }
+    if (policy.template !== undefined && !templates.has(policy.template)) {
+      issues.push({ path: `${path}.template`, message: `template ${policy.template} is not in templates` });
+    }
+    if (policy.costPerQuery[unit] === undefined) {
+      issues.push({ path: `${path}.costPerQuery.${unit}`, message: `required for ${privacy.accounting} accounting` });
+    }
+  });
+  privacy.analystBudgets?.forEach((b, i) => issues.push(...partyRef(agreement, b.party, `privacy.analystBudgets[${i}].party`, 'analyst')));
+  return issues;
+};
+
+const keyReleaseIsConsistent: Check = (agreement) =>
+  (agreement.keyRelease?.endpoints ?? []).flatMap((endpoint, i) => {
+    const issues = partyRef(agreement, endpoint.owner, `keyRelease.endpoints[${i}].owner`, 'provider');
+    const parsed = new URL(endpoint.url);
+    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
+    if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
+      issues.push({ path: `keyRelease.endpoints[${i}].url`, message: 'must be https (http only on loopback)' });
+    }
+    return issues;
+  });
+
+const settlementIsConsistent: Check = (agreement) => {
+  const { settlement } = agreement;
+  if (settlement === undefined) return [];
+  const issues = partyRef(agreement, settlement.payer, 'settlement.payer', 'payer');
+  settlement.payees.forEach((payee, i) => issues.push(...partyRef(agreement, payee.party, `settlement.payees[${i}].party`, 'payee')));
+  const total = settlement.payees.reduce((sum, p) => sum + p.shareBasisPoints, 0);
+  if (total !== 10000) issues.push({ path: 'settlement.payees', message: `shares must add up to 10000 basis points, not ${total}` });
+  return issues;
+};
+
+const CHECKS: readonly Check[] = [
+  partiesAreWellFormed,
+  tablesAreConsistent,
+  templatesAreConsistent,
+  receiversAreParties,
+  versionIsConsistent,
+  enclavePolicyIsSafe,
+  privacyIsConsistent,
+  keyReleaseIsConsistent,
+  settlementIsConsistent,
+];
+
+export function crossCheckAgreement(agreement: Agreement): Issue[] {
+  return CHECKS.flatMap((check) => check(agreement));
+}
