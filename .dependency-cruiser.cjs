@@ -4,7 +4,7 @@ const LAYERS = [
   ['errors', 'crypto'],
   ['identity', 'httpsig'],
   ['agreement', 'attestation', 'dp', 'ledger', 'psi', 'secagg'],
-  ['rules', 'keyrelease', 'ingest', 'engine', 'chain', 'store'],
+  ['rules', 'keyrelease', 'ingest', 'engine', 'chain', 'store', 'api'],
   ['server', 'client'],
   ['demo'],
   ['cli', 'web'],

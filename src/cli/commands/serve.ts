@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { MalusError } from '../../errors/index.js';
+import { startServer } from '../../server/index.js';
+import type { CliIo } from '../io.js';
+
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || !Number.isInteger(port) || port > 65535) {
+    throw new MalusError('usage', `--listen must be HOST:PORT such as 127.0.0.1:8787, not ${JSON.stringify(text)}`);
+  }
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function registerServe(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .description('run the Malus server: HTTP API, store and (later) log, key release and enclave worker')
+    .requiredOption('--data-dir <dir>', 'the data directory (created with mode 0700 if missing)')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8787')
+    .option('--public-url <url>', 'the URL clients use, when behind a proxy (signatures cover the full URI)')
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logLevel: string }) => {
+      const { host, port } = parseListen(options.listen);
+      if (!LOG_LEVELS.includes(options.logLevel)) {
+        throw new MalusError('usage', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      }
+      const server = await startServer({
+        dataDir: options.dataDir,
+        host,
+        port,
+        logger: {
+          level: options.logLevel,
+          // Signatures are not secrets, but headers are dropped wholesale: nothing sensitive by accident.
+          redact: { paths: ['req.headers', 'res.headers'], remove: true },
+        },
+        ...(options.publicUrl === undefined ? {} : { publicBaseUrl: options.publicUrl }),
+      });
+      io.err(`malus serving on ${server.url} (data in ${options.dataDir})\n`);
+      const signal = await io.stopSignal();
+      io.err(`received ${signal}; finishing in-flight requests\n`);
+      await server.close();
+      io.err('stopped\n');
+    });
+}

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { registerAgreement } from './commands/agreement.js';
+import { registerCollab } from './commands/collab.js';
+import { registerDemo } from './commands/demo.js';
+import { registerDocs } from './commands/docs.js';
+import { registerKeygen } from './commands/keygen.js';
+import { registerServe } from './commands/serve.js';
+import type { CliIo } from './io.js';
+
+export const CLI_VERSION = '0.1.0';
+
+/** The whole command tree. Building it has no side effects, so the reference can be generated from it. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('malus')
+    .description('Malus: an open-source data clean room with signed agreements and a verifiable trail')
+    .version(CLI_VERSION)
+    .showHelpAfterError()
+    .configureOutput({
+      writeOut: (text) => {
+        io.out(text);
+      },
+      writeErr: (text) => {
+        io.err(text);
+      },
+    });
+  registerDemo(program, io);
+  registerKeygen(program, io);
+  registerAgreement(program, io);
+  registerCollab(program, io);
+  registerServe(program, io);
+  registerDocs(program, io, () => program);
+  return program;
+}

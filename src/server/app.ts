@@ -1,0 +1,67 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { registerAuthentication } from './auth.js';
+import { registerJsonBody } from './body.js';
+import type { ServerContext } from './context.js';
+import { handleError, sendProblem } from './problem.js';
+import { collaborationRoutes } from './routes/collaborations.js';
+import { metaRoutes } from './routes/meta.js';
+import { zodValidatorCompiler } from './validation.js';
+import { MalusError } from '../errors/index.js';
+
+export const API_VERSION = '0.1.0';
+/** Agreements are the largest bodies today; 1 MiB leaves room while refusing abuse. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export interface BuildAppOptions {
+  readonly context: ServerContext;
+  /** A pino logger configuration (fastify's `logger` option); defaults to silent. */
+  readonly logger?: FastifyServerOptions['logger'];
+  /** An existing pino logger, used instead of `logger`. */
+  readonly loggerInstance?: FastifyBaseLogger;
+  readonly bodyLimit?: number;
+  readonly requestTimeoutMs?: number;
+}
+
+/** Builds the HTTP application without listening: tests drive it with inject(). */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.loggerInstance === undefined ? { logger: options.logger ?? false } : { loggerInstance: options.loggerInstance }),
+    bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    connectionTimeout: options.requestTimeoutMs ?? 30_000,
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, new MalusError('not-found', 'no such route'), request));
+  registerJsonBody(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Malus API',
+        version: API_VERSION,
+        description:
+          'Every non-public request carries an RFC 9421 HTTP Message Signature by the party Ed25519 key ' +
+          '(keyid = base64url public key) over @method, @target-uri and content-digest, with created and nonce. ' +
+          'Errors are RFC 9457 problem documents. See docs/api.md.',
+      },
+      components: {
+        securitySchemes: {
+          httpMessageSignature: { type: 'apiKey', in: 'header', name: 'Signature', description: 'RFC 9421; see docs/api.md' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  registerAuthentication(app, options.context);
+  await app.register(metaRoutes(API_VERSION));
+  await app.register(collaborationRoutes(options.context));
+  return app;
+}

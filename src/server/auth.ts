@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { MalusError } from '../errors/index.js';
+import { verifyRequest } from '../httpsig/index.js';
+import { decodeSigningKey, partyIdFor } from '../identity/index.js';
+import type { ServerContext } from './context.js';
+
+// Every non-public request carries an RFC 9421 signature by the caller's Ed25519 key over
+// @method, @target-uri and content-digest, with `created` and `nonce`. Identities are
+// self-certifying: the keyid is the base64url public key and the party id is derived from it,
+// so the server needs no key directory. Authorization (is this party in that collaboration?)
+// happens in the routes.
+
+export const MAX_SIGNATURE_AGE_SECONDS = 300;
+export const MAX_CLOCK_SKEW_SECONDS = 30;
+
+export interface AuthenticatedParty {
+  readonly id: string;
+  readonly signingKey: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    party?: AuthenticatedParty;
+  }
+  interface FastifyContextConfig {
+    /** Routes that anyone may call without a signature (health, OpenAPI, public log tiles). */
+    public?: boolean;
+  }
+}
+
+function targetUri(ctx: ServerContext, request: FastifyRequest): string {
+  const base = ctx.publicBaseUrl ?? `http://${request.headers.host ?? 'localhost'}`;
+  return `${base.replace(/\/$/, '')}${request.url}`;
+}
+
+export async function authenticate(ctx: ServerContext, request: FastifyRequest): Promise<AuthenticatedParty> {
+  const now = ctx.now();
+  const result = verifyRequest({
+    method: request.method,
+    url: targetUri(ctx, request),
+    headers: request.headers,
+    body: request.rawBody ?? new Uint8Array(),
+    now: Math.floor(now.getTime() / 1000),
+    maxAgeSeconds: MAX_SIGNATURE_AGE_SECONDS,
+    maxSkewSeconds: MAX_CLOCK_SKEW_SECONDS,
+    resolveKey: (keyId) => {
+      const decoded = decodeSigningKey(keyId);
+      return 'key' in decoded ? decoded.key : undefined;
+    },
+  });
+  if (!result.ok) {
+    request.log.info({ reason: result.reason }, 'request signature refused');
+    throw new MalusError('unauthenticated', `request signature refused (${result.reason}): ${result.detail}`);
+  }
+  // Remember the nonce until the signature could no longer be accepted anyway.
+  const expiresAt = new Date((result.created + MAX_SIGNATURE_AGE_SECONDS + MAX_CLOCK_SKEW_SECONDS) * 1000);
+  const fresh = await ctx.store.nonces.remember(result.keyId, result.nonce, expiresAt, now);
+  if (!fresh) throw new MalusError('unauthenticated', 'request signature refused (replayed-nonce): this nonce was already used');
+  const decoded = decodeSigningKey(result.keyId);
+  if (!('key' in decoded)) throw new MalusError('unauthenticated', 'request signature refused (unknown-key)');
+  return { id: partyIdFor(decoded.key), signingKey: result.keyId };
+}
+
+/** Adds the authentication hook to every route not marked `config: { public: true }`. */
+export function registerAuthentication(app: FastifyInstance, ctx: ServerContext): void {
+  app.addHook('preValidation', async (request) => {
+    if (request.routeOptions.config.public === true) return;
+    request.party = await authenticate(ctx, request);
+  });
+}
+
+/** The authenticated caller; routes that reach this were authenticated by the hook. */
+export function callerOf(request: FastifyRequest): AuthenticatedParty {
+  if (request.party === undefined) throw new MalusError('unauthenticated', 'request is not authenticated');
+  return request.party;
+}

@@ -1,0 +1,77 @@
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify';
+import { MalusError } from '../errors/index.js';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { buildApp } from './app.js';
+
+// `malus serve`: the data directory (docs/data-directory.md), the store in it, and a listening app.
+
+export interface StartServerOptions {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logger?: FastifyServerOptions['logger'];
+  readonly loggerInstance?: FastifyBaseLogger;
+  readonly publicBaseUrl?: string;
+  readonly now?: () => Date;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  /** Stops accepting, lets in-flight requests finish, then closes the store. */
+  close(): Promise<void>;
+}
+
+/** Creates the data directory (owner-only) if needed. */
+export function prepareDataDir(dataDir: string): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    chmodSync(dataDir, 0o700);
+  } catch (error) {
+    throw new MalusError('file-unreadable', `cannot use data directory ${dataDir}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+export async function startServer(options: StartServerOptions): Promise<RunningServer> {
+  prepareDataDir(options.dataDir);
+  const store = openSqliteStore({ path: join(options.dataDir, 'malus.db') });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({
+      context: {
+        store,
+        now: options.now ?? (() => new Date()),
+        ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
+      },
+      logger: options.logger ?? false,
+      ...(options.loggerInstance === undefined ? {} : { loggerInstance: options.loggerInstance }),
+    });
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await store.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      throw new MalusError('usage', `cannot listen on ${options.host}:${options.port}: ${code}`);
+    }
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    app,
+    store,
+    close: () => {
+      closing ??= (async () => {
+        await app.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,11 @@
+export type {
+  AgreementRecord,
+  CollaborationRepository,
+  InsertAgreementInput,
+  NonceRepository,
+  SignatureRecord,
+  SqliteStoreOptions,
+  Store,
+} from './types.js';
+export { openSqliteStore } from './sqlite/open.js';
+export { STORE_SCHEMA_VERSION } from './sqlite/migrations.js';

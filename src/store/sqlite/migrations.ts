@@ -1,0 +1,130 @@
+import type Database from 'better-sqlite3';
+import { MalusError } from '../../errors/index.js';
+
+/*
+ * Tables (all STRICT, so SQLite refuses values of the wrong type instead of coercing them):
+ *
+ * schema_migrations  One row per applied migration: version, applied_at (RFC 3339). The highest
+ *                    version is the schema version of the file.
+ * agreements         One row per agreement version. hash (sha256:<hex>) is the primary key;
+ *                    (collaboration_id, version) is unique; previous is the replaced version's
+ *                    hash or NULL; document is the canonical JSON text the hash was taken over;
+ *                    proposed_by is a party id; created_at is RFC 3339.
+ * agreement_members  Which party ids are members of which agreement version. Membership is kept
+ *                    per version so that the history of who belonged when is never rewritten.
+ * signatures         One signature per (agreement_hash, party_id): the base64url signature and
+ *                    signed_at. The first signature a party gives is kept.
+ * nonces             Request nonces seen per signing key until expires_at (ms since the epoch),
+ *                    for replay protection. Rows past expiry are pruned as new nonces arrive.
+ *
+ * Rows in agreements, agreement_members and signatures are never updated or deleted: agreements
+ * are append-only evidence.
+ */
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'agreements, members, signatures and nonces',
+    sql: `
+      CREATE TABLE agreements (
+        hash             TEXT    NOT NULL PRIMARY KEY,
+        collaboration_id TEXT    NOT NULL,
+        version          INTEGER NOT NULL,
+        previous         TEXT,
+        document         TEXT    NOT NULL,
+        proposed_by      TEXT    NOT NULL,
+        created_at       TEXT    NOT NULL,
+        UNIQUE (collaboration_id, version)
+      ) STRICT;
+
+      CREATE TABLE agreement_members (
+        agreement_hash TEXT NOT NULL REFERENCES agreements (hash),
+        party_id       TEXT NOT NULL,
+        PRIMARY KEY (agreement_hash, party_id)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX agreement_members_by_party ON agreement_members (party_id, agreement_hash);
+
+      CREATE TABLE signatures (
+        agreement_hash TEXT NOT NULL REFERENCES agreements (hash),
+        party_id       TEXT NOT NULL,
+        signature      TEXT NOT NULL,
+        signed_at      TEXT NOT NULL,
+        PRIMARY KEY (agreement_hash, party_id)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE nonces (
+        key_id     TEXT    NOT NULL,
+        nonce      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (key_id, nonce)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX nonces_by_expiry ON nonces (expires_at);
+    `,
+  },
+];
+
+/** The schema version this code writes; a file recording a higher one is refused. */
+export const STORE_SCHEMA_VERSION: number = checkedLatestVersion(MIGRATIONS);
+
+function checkedLatestVersion(migrations: readonly Migration[]): number {
+  migrations.forEach((migration, index) => {
+    // A gap or reordering would make "apply every version above the recorded one" skip work.
+    if (migration.version !== index + 1) {
+      throw new Error(`Migration at index ${index} has version ${migration.version}, expected ${index + 1}`);
+    }
+  });
+  return migrations.length;
+}
+
+const CREATE_MIGRATIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    applied_at TEXT    NOT NULL
+  ) STRICT`;
+
+export function recordedVersion(db: Database.Database): number {
+  const row = db.prepare<[], { version: number | null }>('SELECT max(version) AS version FROM schema_migrations').get();
+  return row?.version ?? 0;
+}
+
+/**
+ * Brings the file up to the newest migration, each migration in its own transaction. Refuses a
+ * file written by newer code rather than guess at a schema it does not know.
+ */
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  now: () => Date = () => new Date(),
+): void {
+  const latest = checkedLatestVersion(migrations);
+  db.exec(CREATE_MIGRATIONS_TABLE);
+  refuseNewer(recordedVersion(db), latest);
+  const record = db.prepare<[number, string]>('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+  for (const migration of migrations) {
+    if (migration.version <= recordedVersion(db)) continue;
+    // IMMEDIATE takes the write lock before re-reading the version, so two processes opening the
+    // same new file cannot both apply a migration.
+    db.transaction(() => {
+      const current = recordedVersion(db);
+      refuseNewer(current, latest);
+      if (migration.version <= current) return;
+      db.exec(migration.sql);
+      record.run(migration.version, now().toISOString());
+    }).immediate();
+  }
+}
+
+function refuseNewer(recorded: number, latest: number): void {
+  if (recorded > latest) {
+    throw new MalusError(
+      'store-failure',
+      `The database has schema version ${recorded} but this Malus knows only up to ${latest}; upgrade Malus to open it`,
+    );
+  }
+}
