@@ -59,7 +59,7 @@ const rfc3339 = z
   .refine((text) => !Number.isNaN(Date.parse(text)), 'not a real date-time');
 const columnType = z.string().refine(isColumnType, oneOf(COLUMN_TYPES));
 const url = z.string().max(2048).refine((text) => URL.canParse(text), 'expected an absolute URL');
-const positive = z.number().positive().finite();
+const positive = z.number().positive();
 const uniqueList = <T extends z.ZodType<string>>(item: T) =>
   z.array(item).refine((items) => new Set(items).size === items.length, 'has duplicates');
 

@@ -45,8 +45,14 @@ export function textNarrator(write: (text: string) => void): Narrator {
     return lines.map((l, i) => `${i === 0 ? indent : hanging}${l}\n`).join('');
   };
   return {
-    step: (index, title) => write(`\n${index}. ${title}\n`),
-    why: (text) => write(wrap(text, '   why: ')),
-    say: (text) => write(text.split('\n').map((l) => `   ${l}\n`).join('')),
+    step: (index, title) => {
+      write(`\n${index}. ${title}\n`);
+    },
+    why: (text) => {
+      write(wrap(text, '   why: '));
+    },
+    say: (text) => {
+      write(text.split('\n').map((l) => `   ${l}\n`).join(''));
+    },
   };
 }

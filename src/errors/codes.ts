@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   'invalid-input': { status: 400, exit: 2, title: 'Input failed validation' },
   'malformed-body': { status: 400, exit: 2, title: 'Request body is not valid JSON' },
   'file-unreadable': { status: 400, exit: 2, title: 'A file could not be read' },
-  'agreement-invalid': { status: 422, exit: 2, title: 'Agreement is not well-formed' },
+  'agreement-invalid': { status: 400, exit: 2, title: 'Agreement is not well-formed' },
   'agreement-mismatch': { status: 409, exit: 2, title: 'Agreement does not match the collaboration' },
   'key-file-invalid': { status: 400, exit: 2, title: 'Key file is malformed' },
   'key-file-permissions': { status: 400, exit: 2, title: 'Key file is readable by others' },

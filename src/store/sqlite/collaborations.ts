@@ -141,7 +141,9 @@ function toAgreementRow(agreement: AgreementRecord): AgreementRow {
   if (!Number.isSafeInteger(version) || version < 1) {
     throw new MalusError('invalid-input', `The agreement version must be a positive integer, not ${String(version)}`);
   }
-  if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+  // The type says object, but callers pass parsed JSON: check at the boundary anyway.
+  const value: unknown = document;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new MalusError('invalid-input', 'The agreement document must be a JSON object');
   }
   let text: string | undefined;
