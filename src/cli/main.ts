@@ -33,8 +33,17 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 }
 
 export function processIo(): CliIo {
+  // A reader that goes away early (`malus demo | head`) closes the pipe: stop writing to it and let
+  // the command finish (and clean up) instead of dying on an unhandled EPIPE with a stack trace.
+  let stdoutOpen = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stdoutOpen = false;
+  });
   return {
-    out: (text) => process.stdout.write(text),
+    out: (text) => {
+      if (stdoutOpen) process.stdout.write(text);
+    },
     err: (text) => process.stderr.write(text),
     env: process.env,
     stopSignal: () =>

@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify';
 import { MalusError } from '../errors/index.js';
@@ -37,7 +37,11 @@ export function prepareDataDir(dataDir: string): void {
 
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   prepareDataDir(options.dataDir);
-  const store = openSqliteStore({ path: join(options.dataDir, 'malus.db') });
+  const databasePath = join(options.dataDir, 'malus.db');
+  // Create the database owner-only; SQLite gives its -wal and -shm files the same mode.
+  closeSync(openSync(databasePath, 'a', 0o600));
+  chmodSync(databasePath, 0o600);
+  const store = openSqliteStore({ path: databasePath });
   let app: FastifyInstance;
   try {
     app = await buildApp({

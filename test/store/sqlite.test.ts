@@ -251,7 +251,9 @@ describe('sqlite migrations', () => {
       { version: 2, description: 'two', sql: 'CREATE TABLE two (id INTEGER) STRICT; CREATE TABLE broken (' },
     ];
 
-    expect(() => migrate(db, migrations)).toThrow();
+    expect(() => {
+      migrate(db, migrations);
+    }).toThrow();
 
     expect(tables()).toEqual(['one', 'schema_migrations']);
     expect(db.prepare('SELECT version FROM schema_migrations').pluck().all()).toEqual([1]);
@@ -276,6 +278,8 @@ describe('sqlite migrations', () => {
   it('rejects a migration list with a gap', () => {
     const migrations: Migration[] = [{ version: 2, description: 'two', sql: 'SELECT 1' }];
 
-    expect(() => migrate(db, migrations)).toThrow(/expected 1/);
+    expect(() => {
+      migrate(db, migrations);
+    }).toThrow(/expected 1/);
   });
 });

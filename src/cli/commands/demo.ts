@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runDemo } from '../../demo/index.js';
 import type { CliIo } from '../io.js';
 
 export function registerDemo(program: Command, io: CliIo): void {
@@ -9,6 +8,7 @@ export function registerDemo(program: Command, io: CliIo): void {
     .option('--data-dir <dir>', 'use (and keep) this data directory instead of a temporary one')
     .option('--keep', 'keep the temporary data directory afterwards')
     .action(async (options: { dataDir?: string; keep?: boolean }) => {
+      const { runDemo } = await import('../../demo/index.js');
       await runDemo({
         ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
         keep: options.keep === true,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { MalusError } from '../../errors/index.js';
-import { startServer } from '../../server/index.js';
 import type { CliIo } from '../io.js';
 
 export function parseListen(text: string): { host: string; port: number } {
@@ -27,6 +26,8 @@ export function registerServe(program: Command, io: CliIo): void {
       if (!LOG_LEVELS.includes(options.logLevel)) {
         throw new MalusError('usage', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       }
+      // Loaded only here: the server and its dependencies are not needed by offline commands.
+      const { startServer } = await import('../../server/index.js');
       const server = await startServer({
         dataDir: options.dataDir,
         host,

@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
+
+// The top level of the `malus` binary: help, version and bad usage.
+
+let dir: string;
+const run = (args: string[]) => malus(args, { cwd: dir });
+
+beforeAll(() => {
+  assertFreshBuild();
+  dir = tempDir();
+});
+
+afterAll(() => {
+  removeDir(dir);
+});
+
+describe('malus', () => {
+  it('--help lists the commands and exits 0', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stderr).toBe('');
+    expect(help.stdout).toMatch(/^Usage: malus \[options\] \[command\]\n/);
+    for (const command of ['demo', 'keygen', 'agreement', 'collab', 'serve', 'docs']) {
+      expect(help.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+    }
+  });
+
+  it('--help on a subcommand', async () => {
+    const help = await run(['agreement', 'verify', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: malus agreement verify \[options\] <file>\n/);
+    expect(help.stdout).toContain('--signatures <paths...>');
+  });
+
+  it('--version prints the package version', async () => {
+    const { version: packageVersion } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const version = await run(['--version']);
+    expect(version.code).toBe(0);
+    expect(version.stdout).toBe(`${packageVersion}\n`);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('an unknown command is bad usage', async () => {
+    const unknown = await run(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^error: unknown command 'frobnicate'\n/);
+    expect(unknown.stderr).toContain('Usage: malus [options] [command]');
+  });
+
+  it('an unknown option is bad usage', async () => {
+    const unknown = await run(['keygen', '--bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^error: unknown option '--bogus'\n/);
+  });
+
+  it('no command at all prints help on standard error and exits 2', async () => {
+    const bare = await run([]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout).toBe('');
+    expect(bare.stderr).toContain('Usage: malus [options] [command]');
+    expect(hasStackTrace(bare.stderr)).toBe(false);
+  });
+});
