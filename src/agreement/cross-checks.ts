@@ -1,5 +1,5 @@
-import { checkPublicIdentity } from '../identity/index.js';
-import type { Issue } from '../errors/index.js';
+import { checkPublicIdentity, decodeSigningKey } from '../identity/index.js';
+import { formatPath, type Issue } from '../errors/index.js';
 import type { Agreement, AnalysisRule, Role, Table } from './schema.js';
 
 // Rules that span fields, run after the schema accepted the shape. Each returns every problem it
@@ -177,6 +177,10 @@ const privacyIsConsistent: Check = (agreement) => {
 const keyReleaseIsConsistent: Check = (agreement) =>
   (agreement.keyRelease?.endpoints ?? []).flatMap((endpoint, i) => {
     const issues = partyRef(agreement, endpoint.owner, `keyRelease.endpoints[${i}].owner`, 'provider');
+    if (endpoint.signingKey !== undefined) {
+      const key = decodeSigningKey(endpoint.signingKey);
+      if ('problem' in key) issues.push({ path: `keyRelease.endpoints[${i}].signingKey`, message: key.problem });
+    }
     const parsed = new URL(endpoint.url);
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname);
     if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback)) {
@@ -195,7 +199,24 @@ const settlementIsConsistent: Check = (agreement) => {
   return issues;
 };
 
+/** RFC 8785 cannot canonicalize a string holding a lone UTF-16 surrogate, so it could never be hashed. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function stringIssues(value: unknown, path: PropertyKey[]): Issue[] {
+  if (typeof value === 'string') {
+    return LONE_SURROGATE.test(value) ? [{ path: formatPath(path), message: 'contains a lone UTF-16 surrogate' }] : [];
+  }
+  if (Array.isArray(value)) return value.flatMap((item: unknown, i) => stringIssues(item, [...path, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([key, item]) => stringIssues(item, [...path, key]));
+  }
+  return [];
+}
+
+const stringsAreWellFormed: Check = (agreement) => stringIssues(agreement, []);
+
 const CHECKS: readonly Check[] = [
+  stringsAreWellFormed,
   partiesAreWellFormed,
   tablesAreConsistent,
   templatesAreConsistent,

@@ -56,7 +56,8 @@ export function openWithPassphrase(
   if (salt === undefined || iv?.length !== 12 || body === undefined || body.length < 16) return undefined;
   // Refuse parameters that would let a hostile file exhaust memory.
   if (!Number.isInteger(Math.log2(sealed.N)) || sealed.N < 2 ** 14 || sealed.N > MAX_N) return undefined;
-  if (sealed.r < 1 || sealed.r > 16 || sealed.p < 1 || sealed.p > 4) return undefined;
+  if (!Number.isInteger(sealed.r) || sealed.r < 1 || sealed.r > 16) return undefined;
+  if (!Number.isInteger(sealed.p) || sealed.p < 1 || sealed.p > 4) return undefined;
   const key = deriveKey(passphrase, salt, sealed.N, sealed.r, sealed.p);
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, iv);

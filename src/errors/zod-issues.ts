@@ -14,6 +14,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
 function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
+  // YAML can spell .inf and .nan; "expected number, received number" would help nobody.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return typeof value;
 }
 
@@ -81,7 +83,9 @@ export function issuesFromZod(error: z.ZodError, input: unknown, prefix: readonl
       case 'too_small':
       case 'too_big': {
         const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
-        const word = issue.code === 'too_small' ? 'at least' : 'at most';
+        // `positive()` is an exclusive bound: "at least 0" would accept the 0 it refuses.
+        const exclusive = issue.inclusive === false;
+        const word = issue.code === 'too_small' ? (exclusive ? 'more than' : 'at least') : exclusive ? 'less than' : 'at most';
         const unit =
           issue.origin === 'array' ? ' items' : issue.origin === 'string' ? ' characters' : issue.origin === 'set' ? ' items' : '';
         issues.push({ path: formatPath(path), message: `expected ${word} ${String(bound)}${unit}` });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { z } from 'zod';
@@ -112,30 +113,42 @@ export function writeKeyFile(path: string, keys: PartyKeys, options: WriteKeyFil
 
 /** Writes to a temporary file, then links it into place: never clobbers, never half-written. */
 function writePrivateFile(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fail = (error: unknown): MalusError => {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === 'EEXIST'
-      ? new MalusError('usage', `${path} already exists; refusing to overwrite a key file`)
-      : new MalusError('file-unreadable', `cannot write ${path}: ${code ?? 'error'}`);
-  };
+  // A random suffix: a temporary file a crashed run left behind (same pid, as in a container) must
+  // neither block this write nor be reported as the key file already existing.
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number;
   try {
     fd = openSync(temp, 'wx', 0o600);
   } catch (error) {
-    throw fail(error);
+    throw new MalusError('file-unreadable', `cannot write ${path}: ${errnoCode(error)}`);
   }
+  let open = true;
   try {
     writeSync(fd, text);
     fsyncSync(fd);
     closeSync(fd);
+    open = false;
     chmodSync(temp, 0o600);
     linkSync(temp, path);
   } catch (error) {
-    throw fail(error);
+    const code = errnoCode(error);
+    throw code === 'EEXIST'
+      ? new MalusError('usage', `${path} already exists; refusing to overwrite a key file`)
+      : new MalusError('file-unreadable', `cannot write ${path}: ${code}`);
   } finally {
+    if (open) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Already reporting the error that got us here.
+      }
+    }
     rmSync(temp, { force: true });
   }
+}
+
+function errnoCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'error';
 }
 
 export interface ReadKeyFileOptions {
@@ -223,10 +236,15 @@ function openSecrets(
         const source = options.passphraseSource === undefined ? '' : ` from ${options.passphraseSource}`;
         throw new MalusError('key-file-passphrase', `wrong passphrase${source} for key file ${path}`);
       }
-      const inner = z
-        .strictObject({ signingKey: z.string(), encryptionKey: z.string() })
-        .safeParse(JSON.parse(new TextDecoder().decode(plain)));
-      plain.fill(0);
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder().decode(plain));
+      } catch {
+        json = undefined;
+      } finally {
+        plain.fill(0);
+      }
+      const inner = z.strictObject({ signingKey: z.string(), encryptionKey: z.string() }).safeParse(json);
       if (!inner.success) throw new MalusError('key-file-invalid', `key file ${path}: sealed secrets are malformed`);
       return inner.data;
     }

@@ -40,6 +40,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.setNotFoundHandler((request, reply) => sendProblem(reply, new MalusError('not-found', 'no such route'), request));
   registerJsonBody(app);
 
+  // Once close() has begun, answers tell the client to drop the connection. Otherwise a keep-alive
+  // connection whose request was in flight stays open after its answer, and close() waits out the
+  // keep-alive timeout before it resolves.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -61,10 +61,13 @@ export async function authenticate(ctx: ServerContext, request: FastifyRequest):
   return { id: partyIdFor(decoded.key), signingKey: result.keyId };
 }
 
-/** Adds the authentication hook to every route not marked `config: { public: true }`. */
+/**
+ * Adds the authentication hook to every route not marked `config: { public: true }`. A request that
+ * matches no route is answered 404 whether signed or not: the routes are public (GET /openapi.json).
+ */
 export function registerAuthentication(app: FastifyInstance, ctx: ServerContext): void {
   app.addHook('preValidation', async (request) => {
-    if (request.routeOptions.config.public === true) return;
+    if (request.is404 || request.routeOptions.config.public === true) return;
     request.party = await authenticate(ctx, request);
   });
 }

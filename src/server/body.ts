@@ -26,12 +26,28 @@ function parseJson(bytes: Buffer): unknown {
   return value;
 }
 
+/**
+ * `application/json` or `application/<x>+json`, with or without parameters. Fastify tests the whole
+ * header, parameters included, so the pattern must allow `; charset=utf-8` after the media type.
+ */
+const JSON_MEDIA_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json\s*(?:;|$)/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/** JSON is UTF-8 (RFC 8259): a charset parameter, when present, must say so. */
+function assertUtf8(contentType: string | undefined): void {
+  const charset = CHARSET.exec(contentType ?? '')?.[1];
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+    throw new MalusError('malformed-body', 'request body must be UTF-8 JSON (charset=utf-8 or no charset)');
+  }
+}
+
 export function registerJsonBody(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(/^application\/(?:[a-z0-9.+-]+\+)?json$/i, { parseAs: 'buffer' }, (request, body, done) => {
+  app.addContentTypeParser(JSON_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer;
     request.rawBody = bytes;
     try {
+      assertUtf8(request.headers['content-type']);
       done(null, parseJson(bytes));
     } catch (error) {
       done(error as Error, undefined);

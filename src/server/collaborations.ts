@@ -1,6 +1,7 @@
 import {
   agreementHash,
   assertAgreement,
+  checkAgreement,
   collaborationStatus,
   verifyAgreementSignature,
   type Agreement,
@@ -95,12 +96,29 @@ function assertSignatureValid(agreement: Agreement, hash: string, signature: Agr
   if (!verdict.valid) throw new MalusError(verdict.code, verdict.reason);
 }
 
+/**
+ * Runs the agreement's cross-field checks (the route's schema already checked its shape). Issue paths
+ * are given from the request, as the schema's are (`body.agreement.tables[0].owner`), so that a
+ * client finds every issue of one answer under the same root.
+ */
+function requestAgreement(value: unknown): Agreement {
+  const checked = checkAgreement(value);
+  if (checked.ok) return checked.agreement;
+  const count = checked.issues.length;
+  throw new MalusError('agreement-invalid', `agreement has ${count} error${count === 1 ? '' : 's'}`, {
+    issues: checked.issues.map((issue) => ({
+      path: issue.path === '' ? 'body.agreement' : `body.agreement.${issue.path}`,
+      message: issue.message,
+    })),
+  });
+}
+
 export async function proposeAgreement(
   ctx: ServerContext,
   caller: AuthenticatedParty,
   body: { agreement: unknown; signature: AgreementSignature },
 ): Promise<CollaborationView> {
-  const agreement = assertAgreement(body.agreement, 'agreement');
+  const agreement = requestAgreement(body.agreement);
   const hash = agreementHash(agreement);
   const me = agreement.parties.find((p) => p.id === caller.id);
   if (me?.signingKey !== caller.signingKey) {
@@ -138,7 +156,7 @@ export async function proposeAgreement(
       collaborationId: agreement.id,
       version: agreement.version,
       previous: agreement.previous,
-      document: agreement as unknown as Record<string, unknown>,
+      document: agreement,
       proposedBy: caller.id,
       createdAt: now.toISOString(),
     },

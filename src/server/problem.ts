@@ -3,8 +3,9 @@ import { isResponseSerializationError } from 'fastify-type-provider-zod';
 import { ERROR_CODES, MalusError, problemType, type ErrorCode, type Issue } from '../errors/index.js';
 
 // Every error leaves the server as RFC 9457 application/problem+json with a stable `type`.
-// Only MalusError messages reach the client: they are written to be shown. Anything else is
-// logged with its stack on the server and answered with a generic 500.
+// Only the messages of client-side (4xx) MalusErrors reach the client: they are written to be
+// shown. A server-side MalusError keeps its code but not its message; anything else is logged
+// with its stack on the server and answered with a generic 500.
 
 export interface ProblemDocument {
   type: string;
@@ -56,8 +57,11 @@ export function sendProblem(reply: FastifyReply, error: MalusError, request: Fas
 
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (error instanceof MalusError) {
-    if (error.status >= 500) request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, error, request);
+    if (error.status < 500) return sendProblem(reply, error, request);
+    // A server-side failure's message can name files and tables (the store's driver messages do):
+    // it is logged here, and the client learns only the code.
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, new MalusError(error.code, ERROR_CODES[error.code].title.toLowerCase()), request);
   }
   if (isResponseSerializationError(error)) {
     request.log.error({ err: error }, 'response did not match its schema');

@@ -17,7 +17,7 @@ import {
 const security = [{ httpMessageSignature: [] }];
 
 export function collaborationRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
-  return async (app) => {
+  return (app) => {
     app.post('/v1/collaborations', {
       schema: {
         summary: 'Propose a collaboration (or an amendment) with the proposer signature',
@@ -79,5 +79,6 @@ export function collaborationRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
       },
       handler: async (request) => getAgreement(ctx, callerOf(request), request.params.id, { version: request.query.version }),
     });
+    return Promise.resolve();
   };
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { healthView } from '../../api/index.js';
 
 export function metaRoutes(version: string): FastifyPluginAsyncZod {
-  return async (app) => {
+  return (app) => {
     app.get('/healthz', {
       config: { public: true },
       schema: { summary: 'Liveness', tags: ['meta'], response: { 200: healthView } },
@@ -14,5 +14,6 @@ export function metaRoutes(version: string): FastifyPluginAsyncZod {
       schema: { hide: true },
       handler: () => app.swagger(),
     });
+    return Promise.resolve();
   };
 }
