@@ -16,7 +16,7 @@ import {
 } from '../crypto/index.js';
 import { MalusError } from '../errors/index.js';
 import { partyIdFor } from './party-id.js';
-import type { PublicIdentity } from './public-identity.js';
+import { checkPublicIdentity, type PublicIdentity } from './public-identity.js';
 
 // The party key file (`malus.key/v1`): public identity in the clear, the two 32-byte secrets either
 // in the clear (file mode 0600) or sealed under a passphrase with scrypt + AES-256-GCM. The AAD is
@@ -159,9 +159,35 @@ export interface ReadKeyFileOptions {
 }
 
 /** Reads the public half only; works on passphrase-protected files without the passphrase. */
+const publicIdentitySchema = z.strictObject({
+  format: z.literal('malus.identity/v1'),
+  id: z.string(),
+  name: z.string(),
+  signingKey: z.string(),
+  encryptionKey: z.string(),
+});
+
+/**
+ * Reads the public half of a key file, or a public identity document (`malus keygen --public`).
+ * Works on passphrase-protected key files without the passphrase. The id must derive from the key.
+ */
 export function readPublicIdentity(path: string): PublicIdentity {
-  const file = parseKeyFile(path, readText(path));
-  return toIdentity(file);
+  const text = readText(path);
+  let identity: PublicIdentity;
+  const asIdentity = publicIdentitySchema.safeParse(safeJson(text));
+  if (asIdentity.success) identity = asIdentity.data;
+  else identity = toIdentity(parseKeyFile(path, text));
+  const issues = checkPublicIdentity(identity);
+  if (issues.length > 0) throw new MalusError('key-file-invalid', `${path} holds an inconsistent identity`, { issues });
+  return identity;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads and opens a key file, enforcing owner-only permissions. */

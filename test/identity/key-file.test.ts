@@ -364,3 +364,17 @@ describe('passphrase-protected key files', () => {
     expectMalusError(() => readKeyFile(target, { passphrase: PASSPHRASE }), 'key-file-invalid', `key file ${target}: sealed secrets are malformed`);
   });
 });
+
+describe('readPublicIdentity of a public identity document', () => {
+  it('accepts the document `malus keygen --public` prints, and refuses one whose id does not match its key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'malus-pubid-'));
+    const { identity } = generatePartyKeys('Acme');
+    writeFileSync(join(dir, 'acme.pub.json'), JSON.stringify(identity));
+    expect(readPublicIdentity(join(dir, 'acme.pub.json'))).toEqual(identity);
+    writeFileSync(join(dir, 'bad.pub.json'), JSON.stringify({ ...identity, id: '0'.repeat(20) }));
+    expect(() => readPublicIdentity(join(dir, 'bad.pub.json'))).toThrow(
+      expect.objectContaining({ code: 'key-file-invalid', issues: [{ path: 'id', message: `does not match signingKey (expected ${identity.id})` }] }),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
