@@ -19,3 +19,23 @@ export {
   type ProposeBody,
   type VersionView,
 } from './schemas.js';
+export {
+  checkpointListView,
+  consistencyProofView,
+  consistencyQuery,
+  cosignatureAccepted,
+  cosignatureBody,
+  entriesQuery,
+  inclusionProofView,
+  inclusionQuery,
+  logEntriesView,
+  logEntryView,
+  logKeyView,
+  receiptQuery,
+  receiptView,
+  type CheckpointListView,
+  type ConsistencyProofView,
+  type InclusionProofView,
+  type LogEntryView,
+  type LogKeyView,
+} from './log.js';

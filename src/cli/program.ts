@@ -4,7 +4,9 @@ import { registerCollab } from './commands/collab.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
 import { registerKeygen } from './commands/keygen.js';
+import { registerLog } from './commands/log.js';
 import { registerServe } from './commands/serve.js';
+import { registerVerify } from './commands/verify.js';
 import type { CliIo } from './io.js';
 
 export const CLI_VERSION = '0.1.0';
@@ -27,6 +29,8 @@ export function buildProgram(io: CliIo): Command {
   registerKeygen(program, io);
   registerAgreement(program, io);
   registerCollab(program, io);
+  registerLog(program, io);
+  registerVerify(program, io);
   registerServe(program, io);
   registerDocs(program, io, () => program);
   return program;

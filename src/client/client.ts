@@ -10,13 +10,14 @@ import type { PartyKeys } from '../identity/index.js';
 
 export interface MalusClient {
   readonly baseUrl: string;
-  readonly keys: PartyKeys;
+  /** The party that signs requests; public routes need none. */
+  readonly keys?: PartyKeys;
   readonly timeoutMs: number;
 }
 
 export interface CreateClientParameters {
   readonly server: string;
-  readonly keys: PartyKeys;
+  readonly keys?: PartyKeys;
   readonly timeoutMs?: number;
 }
 
@@ -30,7 +31,11 @@ export function createClient(parameters: CreateClientParameters): MalusClient {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new MalusError('usage', `--server must be an http or https URL`);
   }
-  return { baseUrl: url.origin + url.pathname.replace(/\/$/, ''), keys: parameters.keys, timeoutMs: parameters.timeoutMs ?? 30_000 };
+  return {
+    baseUrl: url.origin + url.pathname.replace(/\/$/, ''),
+    ...(parameters.keys === undefined ? {} : { keys: parameters.keys }),
+    timeoutMs: parameters.timeoutMs ?? 30_000,
+  };
 }
 
 export interface RequestParameters<T extends z.ZodType> {
@@ -42,13 +47,17 @@ export interface RequestParameters<T extends z.ZodType> {
   readonly anonymous?: boolean;
 }
 
-/** Sends one request and returns the checked response, or throws the server's problem as a MalusError. */
-export async function request<T extends z.ZodType>(client: MalusClient, parameters: RequestParameters<T>): Promise<z.infer<T>> {
+/** Sends one request; returns the answer's status and bytes, or throws the server's problem. */
+async function send(
+  client: MalusClient,
+  parameters: { method: 'GET' | 'POST'; path: string; body?: unknown; anonymous?: boolean; accept: string },
+): Promise<Uint8Array> {
   const url = `${client.baseUrl}${parameters.path}`;
   const body = parameters.body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(parameters.body));
-  const headers: Record<string, string> = { accept: 'application/json, application/problem+json' };
+  const headers: Record<string, string> = { accept: `${parameters.accept}, application/problem+json` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (parameters.anonymous !== true) {
+    if (client.keys === undefined) throw new MalusError('usage', `${parameters.path} needs a signed request: pass --key KEYFILE`);
     Object.assign(
       headers,
       signRequest({
@@ -61,6 +70,7 @@ export async function request<T extends z.ZodType>(client: MalusClient, paramete
     );
   }
   let response: Response;
+  let bytes: Uint8Array;
   try {
     response = await fetch(url, {
       method: parameters.method,
@@ -68,23 +78,43 @@ export async function request<T extends z.ZodType>(client: MalusClient, paramete
       ...(body === undefined ? {} : { body }),
       signal: AbortSignal.timeout(client.timeoutMs),
     });
+    bytes = new Uint8Array(await response.arrayBuffer());
   } catch (error) {
     const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'connection failed';
     throw new MalusError('server-unreachable', `cannot reach the Malus server at ${client.baseUrl} (${reason})`);
   }
-  const text = await response.text();
+  if (!response.ok) {
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      throw new MalusError('server-error', `server answered ${response.status} with a body that is not JSON`);
+    }
+    throw problemToError(response.status, json);
+  }
+  return bytes;
+}
+
+/** Sends one request and returns the checked JSON response, or throws the server's problem as a MalusError. */
+export async function request<T extends z.ZodType>(client: MalusClient, parameters: RequestParameters<T>): Promise<z.infer<T>> {
+  const bytes = await send(client, { ...parameters, accept: 'application/json' });
+  const text = new TextDecoder().decode(bytes);
   let json: unknown;
   try {
     json = text === '' ? undefined : JSON.parse(text);
   } catch {
-    throw new MalusError('server-error', `server answered ${response.status} with a body that is not JSON`);
+    throw new MalusError('server-error', 'server answered with a body that is not JSON');
   }
-  if (!response.ok) throw problemToError(response.status, json);
   const parsed = parameters.response.safeParse(json);
   if (!parsed.success) {
     throw new MalusError('server-error', 'server answer does not match the API schema', { issues: issuesFromZod(parsed.error, json) });
   }
   return parsed.data;
+}
+
+/** A public GET whose answer is not JSON (a checkpoint note, a tile). */
+export function requestBytes(client: MalusClient, path: string): Promise<Uint8Array> {
+  return send(client, { method: 'GET', path, anonymous: true, accept: 'text/plain, application/octet-stream' });
 }
 
 function problemToError(status: number, json: unknown): MalusError {

@@ -1,4 +1,4 @@
-export { createClient, request, type CreateClientParameters, type MalusClient, type RequestParameters } from './client.js';
+export { createClient, request, requestBytes, type CreateClientParameters, type MalusClient, type RequestParameters } from './client.js';
 export {
   getAgreement,
   getCollaboration,
@@ -9,3 +9,16 @@ export {
   signCollaboration,
 } from './collaborations.js';
 export type { AgreementView, CollaborationView, VersionView } from '../api/index.js';
+export {
+  getCheckpoint,
+  getConsistencyProof,
+  getInclusionProof,
+  getLogEntries,
+  getLogKey,
+  getReceipt,
+  getTile,
+  listCheckpoints,
+  postCosignature,
+} from './log.js';
+export { runAudit, type AuditReport } from './audit.js';
+export { witnessLog, type WitnessOutcome, type WitnessParameters } from './witness.js';

@@ -1,13 +1,20 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agreementHash, exampleAgreement, signAgreement, type Agreement } from '../agreement/index.js';
 import {
   createClient,
   getAgreement,
   getCollaboration,
+  getLogEntries,
+  getReceipt,
   proposeCollaboration,
+  runAudit,
   signCollaboration,
+  witnessLog,
   type MalusClient,
 } from '../client/index.js';
+import { signingPublicKey } from '../crypto/index.js';
+import { cosignatureVerifier, ed25519NoteVerifier, verifyReceipt, witnessName } from '../ledger/index.js';
 import { MalusError } from '../errors/index.js';
 import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/index.js';
 import type { RunningServer } from '../server/index.js';
@@ -21,6 +28,7 @@ export interface DemoContext {
   clients?: { advertiser: MalusClient; publisher: MalusClient; operator: MalusClient };
   agreement?: Agreement;
   hash?: string;
+  logVerifierKey?: string;
 }
 
 function need<T>(value: T | undefined, what: string): T {
@@ -87,10 +95,11 @@ const propose: Step<DemoContext> = {
     'the server can prove who proposed what, and cannot alter a word without breaking the signature.',
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
+    const keys = need(ctx.parties, 'the identities').advertiser;
     const agreement = need(ctx.agreement, 'the agreement');
     const signature = signAgreement(agreement, need(ctx.hash, 'the hash'), {
-      partyId: advertiser.keys.identity.id,
-      signingSecret: advertiser.keys.signingSecret,
+      partyId: keys.identity.id,
+      signingSecret: keys.signingSecret,
     }, ctx.now());
     const view = await proposeCollaboration(advertiser, { agreement, signature });
     n.say(`state: ${view.state}; signed by the advertiser, waiting for: the publisher`);
@@ -128,9 +137,10 @@ const publisherSigns: Step<DemoContext> = {
     const hash = agreementHash(fetched.agreement);
     if (hash !== ctx.hash) throw new MalusError('agreement-mismatch', 'the server returned a different agreement');
     n.say(`hash recomputed by the publisher: ${hash} (matches)`);
+    const keys = need(ctx.parties, 'the identities').publisher;
     const signature = signAgreement(fetched.agreement, hash, {
-      partyId: publisher.keys.identity.id,
-      signingSecret: publisher.keys.signingSecret,
+      partyId: keys.identity.id,
+      signingSecret: keys.signingSecret,
     }, ctx.now());
     const view = await signCollaboration(publisher, fetched.agreement.id, signature);
     n.say(`state: ${view.state}`);
@@ -154,6 +164,73 @@ const showActive: Step<DemoContext> = {
   },
 };
 
+const witnessTheLog: Step<DemoContext> = {
+  title: 'Both parties witness the transparency log',
+  why:
+    'Every decision so far (proposed, signed, activated) is an entry in an append-only Merkle log. Each party checks ' +
+    'that the newest signed checkpoint extends the last one it saw and cosigns it, so the operator cannot show ' +
+    'different histories to different parties or quietly drop an entry.',
+  run: async (ctx, n) => {
+    const { advertiser, publisher } = need(ctx.clients, 'the clients');
+    const parties = need(ctx.parties, 'the identities');
+    await ctx.server.log.checkpoint();
+    const log = ed25519NoteVerifier(ctx.server.log.origin, ctx.server.log.publicKey);
+    ctx.logVerifierKey = ctx.server.log.verifierKey;
+    for (const [client, keys] of [
+      [advertiser, parties.advertiser],
+      [publisher, parties.publisher],
+    ] as const) {
+      const outcome = await witnessLog(client, { keys, log, now: Math.floor(ctx.now().getTime() / 1000) });
+      if (!outcome.ok) throw new MalusError('signature-invalid', `witness found a fork: ${outcome.reason}`);
+      n.say(`${keys.identity.name} cosigned checkpoint size ${outcome.checkpoint.size} as ${outcome.witness}`);
+    }
+    n.say(`log key: ${ctx.server.log.verifierKey}`);
+  },
+};
+
+const verifyReceiptOffline: Step<DemoContext> = {
+  title: 'The advertiser takes a receipt for the activation and checks it offline',
+  why:
+    'A receipt is the entry, a signed and cosigned checkpoint that includes it, and the inclusion proof. Anyone with ' +
+    'the log key can check it without asking the server anything.',
+  run: async (ctx, n) => {
+    const { advertiser } = need(ctx.clients, 'the clients');
+    const parties = need(ctx.parties, 'the identities');
+    const agreement = need(ctx.agreement, 'the agreement');
+    const entries = await getLogEntries(advertiser, agreement.id);
+    const activation = entries.find((e) => e.entry.includes('"type":"agreement.activated"'));
+    if (activation === undefined) throw new MalusError('internal', 'no activation entry in the log');
+    const receipt = await getReceipt(advertiser, activation.index);
+    const file = join(ctx.dataDir, 'activation.receipt.json');
+    writeFileSync(file, `${JSON.stringify(receipt, null, 2)}\n`);
+    const witnesses = [parties.advertiser, parties.publisher].map((k) =>
+      cosignatureVerifier(witnessName(k.identity.id), signingPublicKey(k.signingSecret)),
+    );
+    const verdict = verifyReceipt(receipt, {
+      log: ed25519NoteVerifier(ctx.server.log.origin, ctx.server.log.publicKey),
+      witnesses,
+      minCosignatures: 2,
+    });
+    if (!verdict.ok) throw new MalusError('signature-invalid', `receipt does not verify: ${verdict.reason}`);
+    n.say(`entry ${verdict.index} (${verdict.event.type}) is in checkpoint size ${verdict.checkpoint.size}`);
+    n.say(`cosigned by ${verdict.cosignedBy.length} witnesses; written to ${file}`);
+    n.say(`with --keep, check it yourself: malus verify ${file} --log-key '${ctx.server.log.verifierKey}'`);
+  },
+};
+
+const auditTheLog: Step<DemoContext> = {
+  title: 'The publisher audits the whole log',
+  why:
+    'The audit rebuilds the Merkle tree from the public hash tiles, checks every checkpoint signature, cosignature and ' +
+    'root against it, and checks that every decision the server reports has its entry.',
+  run: async (ctx, n) => {
+    const { publisher } = need(ctx.clients, 'the clients');
+    const report = await runAudit(publisher, ed25519NoteVerifier(ctx.server.log.origin, ctx.server.log.publicKey));
+    for (const line of report.text.trimEnd().split('\n')) n.say(line);
+    if (report.problems.length > 0) throw new MalusError('signature-invalid', 'the audit found problems');
+  },
+};
+
 /** The demo, in order. Later capabilities append their steps here. */
 export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   makeIdentities,
@@ -162,4 +239,7 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   outsiderSeesNothing,
   publisherSigns,
   showActive,
+  witnessTheLog,
+  verifyReceiptOffline,
+  auditTheLog,
 ];

@@ -11,6 +11,7 @@ export {
   readKeyFile,
   readPublicIdentity,
   writeKeyFile,
+  writePrivateFile,
   type PartyKeys,
   type ReadKeyFileOptions,
   type WriteKeyFileOptions,

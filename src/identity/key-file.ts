@@ -112,7 +112,8 @@ export function writeKeyFile(path: string, keys: PartyKeys, options: WriteKeyFil
 }
 
 /** Writes to a temporary file, then links it into place: never clobbers, never half-written. */
-function writePrivateFile(path: string, text: string): void {
+/** Writes a new owner-only (0600) file atomically: temporary file, fsync, hard link; never overwrites. */
+export function writePrivateFile(path: string, text: string): void {
   // A random suffix: a temporary file a crashed run left behind (same pid, as in a container) must
   // neither block this write nor be reported as the key file already existing.
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);

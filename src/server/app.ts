@@ -6,6 +6,7 @@ import { registerJsonBody } from './body.js';
 import type { ServerContext } from './context.js';
 import { handleError, sendProblem } from './problem.js';
 import { collaborationRoutes } from './routes/collaborations.js';
+import { logRoutes } from './routes/log.js';
 import { metaRoutes } from './routes/meta.js';
 import { zodValidatorCompiler } from './validation.js';
 import { MalusError } from '../errors/index.js';
@@ -15,6 +16,8 @@ export const API_VERSION = '0.1.0';
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 export interface BuildAppOptions {
+  /** Serve the log's entry bundles publicly (off by default: entries name collaborations and parties). */
+  readonly publicEntries?: boolean;
   readonly context: ServerContext;
   /** A pino logger configuration (fastify's `logger` option); defaults to silent. */
   readonly logger?: FastifyServerOptions['logger'];
@@ -76,5 +79,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerAuthentication(app, options.context);
   await app.register(metaRoutes(API_VERSION));
   await app.register(collaborationRoutes(options.context));
+  await app.register(logRoutes(options.context, { publicEntries: options.publicEntries ?? false }));
   return app;
 }

@@ -9,6 +9,8 @@ import {
   type VersionStatus,
 } from '../agreement/index.js';
 import type { CollaborationView } from '../api/index.js';
+import type { LogEvent } from '../ledger/index.js';
+import { toLogAppend } from './transparency.js';
 import { MalusError } from '../errors/index.js';
 import type { AgreementRecord, SignatureRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
@@ -113,24 +115,75 @@ function requestAgreement(value: unknown): Agreement {
   });
 }
 
-export async function proposeAgreement(
+/**
+ * Signature decisions on one collaboration run one at a time in this process, so that exactly one
+ * signature is the one that completes an agreement and records its activation. (A scaled-out
+ * deployment needs the same guarantee from its database.)
+ */
+const collaborationLocks = new Map<string, Promise<unknown>>();
+
+function serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+  const previous = collaborationLocks.get(id) ?? Promise.resolve();
+  const run = previous.then(work, work);
+  const tail = run.catch(() => undefined);
+  collaborationLocks.set(id, tail);
+  void tail.then(() => {
+    if (collaborationLocks.get(id) === tail) collaborationLocks.delete(id);
+  });
+  return run;
+}
+
+function partyActor(id: string): { kind: 'party'; id: string } {
+  return { kind: 'party', id };
+}
+
+/** The activation event, when these signatures complete the agreement inside its window. */
+function activationEvent(agreement: Agreement, hash: string, signers: ReadonlySet<string>, now: Date): LogEvent[] {
+  const complete = agreement.parties.filter((p) => p.roles.includes('signer')).every((p) => signers.has(p.id));
+  if (!complete || now.getTime() >= Date.parse(agreement.validUntil)) return [];
+  const effectiveFrom = new Date(Math.max(now.getTime(), Date.parse(agreement.validFrom)));
+  return [
+    {
+      format: 'malus.event/v1',
+      type: 'agreement.activated',
+      collaboration: agreement.id,
+      actor: { kind: 'server', id: 'malus' },
+      time: now.toISOString(),
+      agreement: hash,
+      version: agreement.version,
+      effectiveFrom: effectiveFrom.toISOString(),
+      supersedes: agreement.previous,
+    },
+  ];
+}
+
+export function proposeAgreement(
   ctx: ServerContext,
   caller: AuthenticatedParty,
   body: { agreement: unknown; signature: AgreementSignature },
 ): Promise<CollaborationView> {
   const agreement = requestAgreement(body.agreement);
+  return serialized(agreement.id, () => proposeChecked(ctx, caller, agreement, body.signature));
+}
+
+async function proposeChecked(
+  ctx: ServerContext,
+  caller: AuthenticatedParty,
+  agreement: Agreement,
+  signature: AgreementSignature,
+): Promise<CollaborationView> {
   const hash = agreementHash(agreement);
   const me = agreement.parties.find((p) => p.id === caller.id);
   if (me?.signingKey !== caller.signingKey) {
     throw new MalusError('forbidden', 'the proposer must be a party to the agreement it proposes');
   }
-  if (body.signature.signer !== caller.id) {
-    throw new MalusError('forbidden', `the proposal must carry the proposer's own signature, not ${body.signature.signer}'s`);
+  if (signature.signer !== caller.id) {
+    throw new MalusError('forbidden', `the proposal must carry the proposer's own signature, not ${signature.signer}'s`);
   }
-  if (body.signature.collaboration !== agreement.id || body.signature.version !== agreement.version) {
+  if (signature.collaboration !== agreement.id || signature.version !== agreement.version) {
     throw new MalusError('signature-wrong-hash', 'signature names a different collaboration or version');
   }
-  assertSignatureValid(agreement, hash, body.signature);
+  assertSignatureValid(agreement, hash, signature);
 
   const existing = await ctx.store.collaborations.listVersions(agreement.id);
   const latest = existing[existing.length - 1];
@@ -161,12 +214,44 @@ export async function proposeAgreement(
       createdAt: now.toISOString(),
     },
     members: agreement.parties.map((p) => p.id),
-    signature: { agreementHash: hash, partyId: caller.id, signature: body.signature.signature, signedAt: now.toISOString() },
+    signature: { agreementHash: hash, partyId: caller.id, signature: signature.signature, signedAt: now.toISOString() },
+    events: [
+      {
+        format: 'malus.event/v1',
+        type: 'agreement.proposed',
+        collaboration: agreement.id,
+        actor: partyActor(caller.id),
+        time: now.toISOString(),
+        agreement: hash,
+        version: agreement.version,
+        previous: agreement.previous,
+      } satisfies LogEvent,
+      {
+        format: 'malus.event/v1',
+        type: 'agreement.signed',
+        collaboration: agreement.id,
+        actor: partyActor(caller.id),
+        time: now.toISOString(),
+        agreement: hash,
+        version: agreement.version,
+        signer: caller.id,
+      } satisfies LogEvent,
+      ...activationEvent(agreement, hash, new Set([caller.id]), now),
+    ].map(toLogAppend),
   });
   return view(await loadVersions(ctx, agreement.id), now);
 }
 
-export async function addSignature(
+export function addSignature(
+  ctx: ServerContext,
+  caller: AuthenticatedParty,
+  id: string,
+  signature: AgreementSignature,
+): Promise<{ created: boolean; collaboration: CollaborationView }> {
+  return serialized(id, () => addSignatureChecked(ctx, caller, id, signature));
+}
+
+async function addSignatureChecked(
   ctx: ServerContext,
   caller: AuthenticatedParty,
   id: string,
@@ -182,12 +267,25 @@ export async function addSignature(
   }
   assertSignatureValid(target.agreement, target.record.hash, signature);
   const now = ctx.now();
-  const outcome = await ctx.store.collaborations.addSignature({
-    agreementHash: target.record.hash,
-    partyId: caller.id,
-    signature: signature.signature,
-    signedAt: now.toISOString(),
-  });
+  const signers = new Set([...target.signatures.map((s) => s.partyId), caller.id]);
+  const alreadyComplete = activationEvent(target.agreement, target.record.hash, new Set(target.signatures.map((s) => s.partyId)), now);
+  const events: LogEvent[] = [
+    {
+      format: 'malus.event/v1',
+      type: 'agreement.signed',
+      collaboration: id,
+      actor: partyActor(caller.id),
+      time: now.toISOString(),
+      agreement: target.record.hash,
+      version: target.record.version,
+      signer: caller.id,
+    },
+    ...(alreadyComplete.length > 0 ? [] : activationEvent(target.agreement, target.record.hash, signers, now)),
+  ];
+  const outcome = await ctx.store.collaborations.addSignature(
+    { agreementHash: target.record.hash, partyId: caller.id, signature: signature.signature, signedAt: now.toISOString() },
+    events.map(toLogAppend),
+  );
   return { created: outcome === 'added', collaboration: view(await loadVersions(ctx, id), now) };
 }
 

@@ -4,6 +4,8 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'f
 import { MalusError } from '../errors/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { buildApp } from './app.js';
+import { loadOrCreateLogKey } from './log-key.js';
+import { openTransparencyLog, type TransparencyLog } from './transparency.js';
 
 // `malus serve`: the data directory (docs/data-directory.md), the store in it, and a listening app.
 
@@ -15,12 +17,16 @@ export interface StartServerOptions {
   readonly loggerInstance?: FastifyBaseLogger;
   readonly publicBaseUrl?: string;
   readonly now?: () => Date;
+  /** The log's origin line; fixed when the data directory's log key is made. */
+  readonly logOrigin?: string;
+  readonly publicEntries?: boolean;
 }
 
 export interface RunningServer {
   readonly url: string;
   readonly app: FastifyInstance;
   readonly store: Store;
+  readonly log: TransparencyLog;
   /** Stops accepting, lets in-flight requests finish, then closes the store. */
   close(): Promise<void>;
 }
@@ -42,18 +48,26 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   closeSync(openSync(databasePath, 'a', 0o600));
   chmodSync(databasePath, 0o600);
   const store = openSqliteStore({ path: databasePath });
+  const now = options.now ?? (() => new Date());
   let app: FastifyInstance;
+  let log: TransparencyLog;
   try {
+    // Refuses to serve a log that does not reproduce its own latest checkpoint.
+    log = await openTransparencyLog({ store, key: loadOrCreateLogKey(options.dataDir, options.logOrigin, now()), now });
     app = await buildApp({
+      publicEntries: options.publicEntries ?? false,
       context: {
         store,
-        now: options.now ?? (() => new Date()),
+        now,
+        log,
         ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
       },
       logger: options.logger ?? false,
       ...(options.loggerInstance === undefined ? {} : { loggerInstance: options.loggerInstance }),
     });
     await app.listen({ host: options.host, port: options.port });
+    app.log.info({ origin: log.origin, size: log.tree.size }, 'transparency log verified');
+    log.start();
   } catch (error) {
     await store.close();
     const code = (error as NodeJS.ErrnoException).code;
@@ -70,9 +84,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     url: `http://${host}:${port}`,
     app,
     store,
+    log,
     close: () => {
       closing ??= (async () => {
         await app.close();
+        await log.stop();
         await store.close();
       })();
       return closing;

@@ -1,7 +1,12 @@
 export type {
   AgreementRecord,
+  CheckpointRecord,
   CollaborationRepository,
+  CosignatureRecord,
   InsertAgreementInput,
+  LogAppend,
+  LogEntryRecord,
+  LogRepository,
   NonceRepository,
   SignatureRecord,
   SqliteStoreOptions,

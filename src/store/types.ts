@@ -28,12 +28,68 @@ export interface SignatureRecord {
   signedAt: string;
 }
 
+/** A transparency-log leaf to append: its bytes, their RFC 9162 leaf hash, and what it is about. */
+export interface LogAppend {
+  data: Uint8Array;
+  leafHash: Uint8Array;
+  collaborationId: string | null;
+  type: string;
+}
+
+export interface LogEntryRecord extends LogAppend {
+  index: number;
+}
+
+export interface CheckpointRecord {
+  size: number;
+  root: Uint8Array;
+  /** The signed note (C2SP tlog-checkpoint signed by the log key). */
+  note: string;
+  createdAt: string;
+}
+
+export interface CosignatureRecord {
+  size: number;
+  /** The witness's party id. */
+  witness: string;
+  /** The `— name base64` note signature line (C2SP tlog-cosignature). */
+  line: string;
+  createdAt: string;
+}
+
+export interface LogRepository {
+  /**
+   * Appends leaves at the next indexes in one durable transaction and returns the first index.
+   * Indexes are dense and assigned in call order.
+   */
+  append(entries: readonly LogAppend[]): Promise<number>;
+  size(): Promise<number>;
+  /** Leaf hashes of [from, to), in index order. */
+  leafHashes(from: number, to: number): Promise<Uint8Array[]>;
+  /** Entries of [from, to), in index order. */
+  entries(from: number, to: number): Promise<LogEntryRecord[]>;
+  entry(index: number): Promise<LogEntryRecord | undefined>;
+  /** Every entry about one of these collaborations, in index order. */
+  entriesOf(collaborationIds: readonly string[]): Promise<LogEntryRecord[]>;
+  /** Throws MalusError('conflict') when a checkpoint of that size exists. */
+  saveCheckpoint(checkpoint: CheckpointRecord): Promise<void>;
+  latestCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /** The smallest checkpoint whose size is at least `size`. */
+  checkpointCovering(size: number): Promise<CheckpointRecord | undefined>;
+  listCheckpoints(): Promise<CheckpointRecord[]>;
+  /** 'duplicate' when this witness already cosigned this size. Throws not-found for an unknown size. */
+  addCosignature(cosignature: CosignatureRecord): Promise<'added' | 'duplicate'>;
+  cosignatures(size: number): Promise<CosignatureRecord[]>;
+}
+
 export interface InsertAgreementInput {
   agreement: AgreementRecord;
   /** Party ids of this version's members; repeats are stored once. */
   members: readonly string[];
   /** The proposer's signature; its agreementHash must be agreement.hash. */
   signature: SignatureRecord;
+  /** Log entries appended in the same transaction: the decision and its record land together. */
+  events?: readonly LogAppend[];
 }
 
 export interface CollaborationRepository {
@@ -48,9 +104,10 @@ export interface CollaborationRepository {
   listVersions(collaborationId: string): Promise<AgreementRecord[]>;
   /**
    * 'added', or 'duplicate' when this party already signed this hash (the stored signature is
-   * kept). Throws MalusError('not-found') if the agreement hash is unknown.
+   * kept). Throws MalusError('not-found') if the agreement hash is unknown. The events are appended
+   * to the log in the same transaction, and only when the signature is added.
    */
-  addSignature(signature: SignatureRecord): Promise<'added' | 'duplicate'>;
+  addSignature(signature: SignatureRecord, events?: readonly LogAppend[]): Promise<'added' | 'duplicate'>;
   /** Signatures over one hash, ordered by signedAt then partyId; [] when unknown. */
   listSignatures(agreementHash: string): Promise<SignatureRecord[]>;
   /** Ids of the collaborations in which the party is a member of any version, sorted, no repeats. */
@@ -72,6 +129,7 @@ export interface NonceRepository {
 export interface Store {
   readonly collaborations: CollaborationRepository;
   readonly nonces: NonceRepository;
+  readonly log: LogRepository;
   /** Idempotent. Any later call on a repository rejects with MalusError('store-failure'). */
   close(): Promise<void>;
 }

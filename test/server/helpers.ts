@@ -16,7 +16,7 @@ import {
 import { ERROR_CODES, type ErrorCode } from '../../src/errors/index.js';
 import { signRequest } from '../../src/httpsig/index.js';
 import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
-import { buildApp } from '../../src/server/index.js';
+import { buildApp, loadOrCreateLogKey, openTransparencyLog, type TransparencyLog } from '../../src/server/index.js';
 import { openSqliteStore, type Store } from '../../src/store/index.js';
 
 /** The Host header every injected request carries; the server rebuilds the target URI from it. */
@@ -42,6 +42,7 @@ export interface Clock {
 export interface TestServer {
   readonly app: FastifyInstance;
   readonly store: Store;
+  readonly log: TransparencyLog;
   readonly clock: Clock;
   readonly dir: string;
   close(): Promise<void>;
@@ -64,9 +65,11 @@ export async function startTestServer(
   const realStore = openSqliteStore({ path: join(dir, 'malus.db') });
   const store = options.store === undefined ? realStore : options.store(realStore);
   const clock: Clock = { now: NOW };
+  const log = await openTransparencyLog({ store, key: loadOrCreateLogKey(dir, 'test.malus/log', NOW), now: () => clock.now });
   const app = await buildApp({
     context: {
       store,
+      log,
       now: () => clock.now,
       ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
     },
@@ -75,6 +78,7 @@ export async function startTestServer(
   return {
     app,
     store,
+    log,
     clock,
     dir,
     close: async () => {

@@ -37,6 +37,15 @@ describe('GET /openapi.json', () => {
     '/v1/collaborations/{id}': ['get'],
     '/v1/collaborations/{id}/signatures': ['post'],
     '/v1/collaborations/{id}/agreement': ['get'],
+    '/v1/log/checkpoint': ['get'],
+    '/v1/log/checkpoints': ['get'],
+    '/v1/log/key': ['get'],
+    '/v1/log/tile/{*}': ['get'],
+    '/v1/log/proof/inclusion': ['get'],
+    '/v1/log/proof/consistency': ['get'],
+    '/v1/log/entries': ['get'],
+    '/v1/log/receipt': ['get'],
+    '/v1/log/cosignatures': ['post'],
   };
   let spec: any;
 
@@ -57,12 +66,23 @@ describe('GET /openapi.json', () => {
     }
   });
 
-  it('describes the request signature and requires it on every route but /healthz', () => {
+  // Public: liveness and what a log monitor needs (checkpoints, the key, tiles, proofs).
+  const PUBLIC = new Set([
+    '/healthz',
+    '/v1/log/checkpoint',
+    '/v1/log/checkpoints',
+    '/v1/log/key',
+    '/v1/log/tile/{*}',
+    '/v1/log/proof/inclusion',
+    '/v1/log/proof/consistency',
+  ]);
+
+  it('describes the request signature and requires it on every route but the public ones', () => {
     expect(spec.components.securitySchemes.httpMessageSignature).toMatchObject({ type: 'apiKey', in: 'header', name: 'Signature' });
     for (const [path, methods] of Object.entries(ROUTES)) {
       for (const method of methods) {
         const security = spec.paths[path][method].security;
-        if (path === '/healthz') expect(security, path).toBeUndefined();
+        if (PUBLIC.has(path)) expect(security, path).toBeUndefined();
         else expect(security, `${method} ${path}`).toEqual([{ httpMessageSignature: [] }]);
       }
     }

@@ -344,6 +344,108 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
       });
     });
 
+    describe('log', () => {
+      const leaf = (label: string, collaborationId: string | null = 'collab-1', type = 'agreement.proposed') => ({
+        data: new TextEncoder().encode(label),
+        leafHash: new Uint8Array(createHash('sha256').update(label).digest()),
+        collaborationId,
+        type,
+      });
+
+      it('assigns dense indexes in call order and reads entries and hashes back', async () => {
+        expect(await store.log.size()).toBe(0);
+        expect(await store.log.append([leaf('a'), leaf('b')])).toBe(0);
+        expect(await store.log.append([leaf('c', 'collab-2')])).toBe(2);
+        expect(await store.log.size()).toBe(3);
+        const entries = await store.log.entries(0, 3);
+        expect(entries.map((e) => [e.index, new TextDecoder().decode(e.data), e.collaborationId])).toEqual([
+          [0, 'a', 'collab-1'],
+          [1, 'b', 'collab-1'],
+          [2, 'c', 'collab-2'],
+        ]);
+        expect((await store.log.leafHashes(1, 3)).map((h) => Buffer.from(h).toString('hex'))).toEqual([
+          createHash('sha256').update('b').digest('hex'),
+          createHash('sha256').update('c').digest('hex'),
+        ]);
+        expect((await store.log.entry(2))?.type).toBe('agreement.proposed');
+        expect(await store.log.entry(3)).toBeUndefined();
+        expect((await store.log.entriesOf(['collab-2'])).map((e) => e.index)).toEqual([2]);
+        expect((await store.log.entriesOf(['collab-1', 'collab-2'])).map((e) => e.index)).toEqual([0, 1, 2]);
+        expect(await store.log.entriesOf([])).toEqual([]);
+      });
+
+      it('keeps concurrent appends dense and unique', async () => {
+        const firsts = await Promise.all(Array.from({ length: 20 }, (_, i) => store.log.append([leaf(`x${i}`), leaf(`y${i}`)])));
+        expect(firsts.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i * 2));
+        expect(await store.log.size()).toBe(40);
+      });
+
+      it('refuses a leaf hash of the wrong length and writes nothing of that batch', async () => {
+        await expectCode(store.log.append([leaf('ok'), { ...leaf('bad'), leafHash: new Uint8Array(31) }]), 'invalid-input');
+        expect(await store.log.size()).toBe(0);
+      });
+
+      it('refuses a bad range', async () => {
+        await expectCode(store.log.entries(2, 1), 'invalid-input');
+        await expectCode(store.log.leafHashes(-1, 1), 'invalid-input');
+      });
+
+      it('appends the events of an agreement and of a signature in the same transaction', async () => {
+        const v1 = agreement('collab-1', 1);
+        await store.collaborations.insertAgreement({
+          agreement: v1,
+          members: ['party-alice', 'party-bob'],
+          signature: signature(v1.hash, 'party-alice'),
+          events: [leaf('proposed'), leaf('signed')],
+        });
+        expect(await store.log.size()).toBe(2);
+        // A conflicting insert writes no events either.
+        await expectCode(
+          store.collaborations.insertAgreement({
+            agreement: v1,
+            members: ['party-alice'],
+            signature: signature(v1.hash, 'party-alice'),
+            events: [leaf('again')],
+          }),
+          'conflict',
+        );
+        expect(await store.log.size()).toBe(2);
+        expect(await store.collaborations.addSignature(signature(v1.hash, 'party-bob'), [leaf('bob signed')])).toBe('added');
+        expect(await store.collaborations.addSignature(signature(v1.hash, 'party-bob'), [leaf('bob again')])).toBe('duplicate');
+        expect((await store.log.entries(0, 10)).map((e) => new TextDecoder().decode(e.data))).toEqual([
+          'proposed',
+          'signed',
+          'bob signed',
+        ]);
+      });
+
+      it('stores checkpoints once per size and finds the one covering an index', async () => {
+        const root = new Uint8Array(32).fill(7);
+        await store.log.saveCheckpoint({ size: 2, root, note: 'note 2\n', createdAt: '2025-01-01T00:00:00Z' });
+        await store.log.saveCheckpoint({ size: 5, root, note: 'note 5\n', createdAt: '2025-01-01T00:00:01Z' });
+        await expectCode(store.log.saveCheckpoint({ size: 5, root, note: 'other\n', createdAt: 'x' }), 'conflict');
+        expect((await store.log.latestCheckpoint())?.size).toBe(5);
+        expect((await store.log.checkpointCovering(1))?.size).toBe(2);
+        expect((await store.log.checkpointCovering(3))?.note).toBe('note 5\n');
+        expect(await store.log.checkpointCovering(6)).toBeUndefined();
+        expect((await store.log.listCheckpoints()).map((c) => c.size)).toEqual([2, 5]);
+        expect(Buffer.from((await store.log.latestCheckpoint())?.root ?? []).equals(Buffer.from(root))).toBe(true);
+      });
+
+      it('keeps one cosignature per witness per checkpoint', async () => {
+        await store.log.saveCheckpoint({ size: 1, root: new Uint8Array(32), note: 'n\n', createdAt: 't' });
+        const cosignature = { size: 1, witness: 'party-alice', line: '— w abc', createdAt: 't' };
+        expect(await store.log.addCosignature(cosignature)).toBe('added');
+        expect(await store.log.addCosignature({ ...cosignature, line: '— w other' })).toBe('duplicate');
+        expect(await store.log.addCosignature({ ...cosignature, witness: 'party-bob' })).toBe('added');
+        expect((await store.log.cosignatures(1)).map((c) => [c.witness, c.line])).toEqual([
+          ['party-alice', '— w abc'],
+          ['party-bob', '— w abc'],
+        ]);
+        await expectCode(store.log.addCosignature({ ...cosignature, size: 9 }), 'not-found');
+      });
+    });
+
     describe('close', () => {
       it('is idempotent, and later calls reject with store-failure', async () => {
         await store.close();

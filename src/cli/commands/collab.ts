@@ -45,7 +45,9 @@ export function describeCollaboration(view: CollaborationView, names: ReadonlyMa
 }
 
 function sign(client: MalusClient, agreement: Agreement, hash: string) {
-  return signAgreement(agreement, hash, { partyId: client.keys.identity.id, signingSecret: client.keys.signingSecret }, new Date());
+  const { keys } = client;
+  if (keys === undefined) throw new MalusError('usage', 'signing needs --key KEYFILE');
+  return signAgreement(agreement, hash, { partyId: keys.identity.id, signingSecret: keys.signingSecret }, new Date());
 }
 
 export function registerCollab(program: Command, io: CliIo): void {

@@ -1,8 +1,9 @@
 import type Database from 'better-sqlite3';
 import canonicalize from 'canonicalize';
 import { MalusError } from '../../errors/index.js';
-import type { AgreementRecord, CollaborationRepository, SignatureRecord } from '../types.js';
+import type { AgreementRecord, CollaborationRepository, LogAppend, SignatureRecord } from '../types.js';
 import { attempt, isUniqueViolation } from './errors.js';
+import { logAppender } from './log.js';
 
 interface AgreementRow {
   hash: string;
@@ -64,9 +65,12 @@ export function sqliteCollaborations(db: Database.Database): CollaborationReposi
     )
     .pluck();
 
+  const appendEvents = logAppender(db);
+
   // IMMEDIATE: the existence checks and the inserts must see the same snapshot, and a deferred
   // transaction that upgrades from read to write can fail with SQLITE_BUSY despite busy_timeout.
-  const insertAll = db.transaction((row: AgreementRow, members: ReadonlySet<string>, signature: SignatureRow) => {
+  const insertAll = db.transaction(
+    (row: AgreementRow, members: ReadonlySet<string>, signature: SignatureRow, events: readonly LogAppend[]) => {
     if (hashExists.get(row.hash) !== undefined) {
       throw new MalusError('conflict', `Agreement ${row.hash} is already stored`);
     }
@@ -76,17 +80,20 @@ export function sqliteCollaborations(db: Database.Database): CollaborationReposi
     insertAgreementRow.run(row);
     for (const partyId of members) insertMember.run(row.hash, partyId);
     insertSignature.run(signature);
+    if (events.length > 0) appendEvents(events);
   });
 
-  const signOnce = db.transaction((row: SignatureRow): 'added' | 'duplicate' => {
+  const signOnce = db.transaction((row: SignatureRow, events: readonly LogAppend[]): 'added' | 'duplicate' => {
     if (hashExists.get(row.agreement_hash) === undefined) {
       throw new MalusError('not-found', `No agreement ${row.agreement_hash} is stored`);
     }
-    return insertSignature.run(row).changes === 1 ? 'added' : 'duplicate';
+    if (insertSignature.run(row).changes !== 1) return 'duplicate';
+    if (events.length > 0) appendEvents(events);
+    return 'added';
   });
 
   return {
-    insertAgreement({ agreement, members, signature }) {
+    insertAgreement({ agreement, members, signature, events = [] }) {
       return attempt(db, 'store the agreement', () => {
         if (signature.agreementHash !== agreement.hash) {
           throw new MalusError(
@@ -96,7 +103,7 @@ export function sqliteCollaborations(db: Database.Database): CollaborationReposi
         }
         const row = toAgreementRow(agreement);
         try {
-          insertAll.immediate(row, new Set(members), toSignatureRow(signature));
+          insertAll.immediate(row, new Set(members), toSignatureRow(signature), events);
         } catch (error) {
           if (isUniqueViolation(error)) {
             const message = `Agreement ${agreement.hash} conflicts with a stored one`;
@@ -118,8 +125,8 @@ export function sqliteCollaborations(db: Database.Database): CollaborationReposi
       return attempt(db, 'list agreement versions', () => selectVersions.all(collaborationId).map(fromAgreementRow));
     },
 
-    addSignature(signature) {
-      return attempt(db, 'store the signature', () => signOnce.immediate(toSignatureRow(signature)));
+    addSignature(signature, events = []) {
+      return attempt(db, 'store the signature', () => signOnce.immediate(toSignatureRow(signature), events));
     },
 
     listSignatures(agreementHash) {

@@ -16,9 +16,15 @@ import { MalusError } from '../../errors/index.js';
  *                    signed_at. The first signature a party gives is kept.
  * nonces             Request nonces seen per signing key until expires_at (ms since the epoch),
  *                    for replay protection. Rows past expiry are pruned as new nonces arrive.
+ * log_entries       The transparency log's leaves: idx (0-based leaf index, dense), leaf_hash
+ *                    (RFC 9162 leaf hash of data), data (the canonical event JSON), and the
+ *                    collaboration_id and type it is about, so a party can read its own entries.
+ * log_checkpoints    Every signed checkpoint: size, root, the signed note, created_at.
+ * log_cosignatures   Witness cosignatures per checkpoint size: witness (party id) and the
+ *                    tlog-cosignature note line.
  *
- * Rows in agreements, agreement_members and signatures are never updated or deleted: agreements
- * are append-only evidence.
+ * Rows in agreements, agreement_members, signatures and the log tables are never updated or
+ * deleted: they are append-only evidence.
  */
 
 export interface Migration {
@@ -65,6 +71,35 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (key_id, nonce)
       ) STRICT, WITHOUT ROWID;
       CREATE INDEX nonces_by_expiry ON nonces (expires_at);
+    `,
+  },
+  {
+    version: 2,
+    description: 'transparency log: entries, checkpoints and cosignatures',
+    sql: `
+      CREATE TABLE log_entries (
+        idx              INTEGER NOT NULL PRIMARY KEY,
+        leaf_hash        BLOB    NOT NULL,
+        data             BLOB    NOT NULL,
+        collaboration_id TEXT,
+        type             TEXT    NOT NULL
+      ) STRICT;
+      CREATE INDEX log_entries_by_collaboration ON log_entries (collaboration_id, idx);
+
+      CREATE TABLE log_checkpoints (
+        size       INTEGER NOT NULL PRIMARY KEY,
+        root       BLOB    NOT NULL,
+        note       TEXT    NOT NULL,
+        created_at TEXT    NOT NULL
+      ) STRICT;
+
+      CREATE TABLE log_cosignatures (
+        size       INTEGER NOT NULL REFERENCES log_checkpoints (size),
+        witness    TEXT    NOT NULL,
+        line       TEXT    NOT NULL,
+        created_at TEXT    NOT NULL,
+        PRIMARY KEY (size, witness)
+      ) STRICT, WITHOUT ROWID;
     `,
   },
 ];

@@ -4,6 +4,7 @@ import type { SqliteStoreOptions, Store } from '../types.js';
 import { sqliteCollaborations } from './collaborations.js';
 import { storeFailure } from './errors.js';
 import { migrate } from './migrations.js';
+import { sqliteLog } from './log.js';
 import { sqliteNonces } from './nonces.js';
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
@@ -14,9 +15,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   try {
     const collaborations = sqliteCollaborations(db);
     const nonces = sqliteNonces(db);
+    const log = sqliteLog(db);
     return {
       collaborations,
       nonces,
+      log,
       close() {
         try {
           if (db.open) db.close();

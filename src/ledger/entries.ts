@@ -1,0 +1,82 @@
+import canonicalize from 'canonicalize';
+import { z } from 'zod';
+import { MalusError, issuesFromZod } from '../errors/index.js';
+
+// Log entries (`malus.event/v1`): one canonical JSON record (RFC 8785) per decision. An entry names
+// who acted, when, on which collaboration, and hashes of what was decided; it never holds data,
+// keys or query results. The bytes of the canonical form are the Merkle leaf.
+
+export const EVENT_FORMAT = 'malus.event/v1';
+
+const hash = z.string().regex(/^sha256:[0-9a-f]{64}$/);
+const partyId = z.string().regex(/^[0-9a-f]{20}$/);
+const collaborationId = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/);
+const time = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/);
+
+const actor = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('party'), id: partyId }),
+  z.strictObject({ kind: z.literal('enclave'), id: z.string().min(1).max(200) }),
+  z.strictObject({ kind: z.literal('server'), id: z.string().min(1).max(200) }),
+]);
+
+const base = { format: z.literal(EVENT_FORMAT), collaboration: collaborationId, actor, time };
+
+export const eventSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    ...base,
+    type: z.literal('agreement.proposed'),
+    agreement: hash,
+    version: z.number().int().min(1),
+    previous: hash.nullable(),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('agreement.signed'),
+    agreement: hash,
+    version: z.number().int().min(1),
+    signer: partyId,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('agreement.activated'),
+    agreement: hash,
+    version: z.number().int().min(1),
+    /** When the agreement takes effect: the later of the last signature and validFrom. */
+    effectiveFrom: time,
+    supersedes: hash.nullable(),
+  }),
+]);
+
+export type LogEvent = z.infer<typeof eventSchema>;
+export type EventType = LogEvent['type'];
+export const EVENT_TYPES: readonly EventType[] = ['agreement.proposed', 'agreement.signed', 'agreement.activated'];
+
+/** The leaf bytes of an event: its RFC 8785 canonical JSON, validated first. */
+export function encodeEvent(event: LogEvent): Uint8Array {
+  const parsed = eventSchema.safeParse(event);
+  if (!parsed.success) {
+    throw new MalusError('invalid-input', 'log event is malformed', { issues: issuesFromZod(parsed.error, event) });
+  }
+  const text = canonicalize(event);
+  if (text === undefined) throw new MalusError('invalid-input', 'log event cannot be canonicalized');
+  return new TextEncoder().encode(text);
+}
+
+/** Parses leaf bytes back into an event; refuses anything that is not exactly canonical. */
+export function decodeEvent(bytes: Uint8Array): { ok: true; event: LogEvent } | { ok: false; reason: string } {
+  let value: unknown;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: 'entry is not UTF-8 JSON' };
+  }
+  const parsed = eventSchema.safeParse(value);
+  if (!parsed.success) {
+    const first = issuesFromZod(parsed.error, value)[0];
+    return { ok: false, reason: `entry is not a ${EVENT_FORMAT} record (${first?.path ?? ''}: ${first?.message ?? 'invalid'})` };
+  }
+  if (canonicalize(value) !== text) return { ok: false, reason: 'entry is not in RFC 8785 canonical form' };
+  return { ok: true, event: parsed.data };
+}
