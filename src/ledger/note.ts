@@ -119,6 +119,9 @@ export function parseNote(note: string): ParsedNote | { error: string } {
   return { text, signatures };
 }
 
+/** The reason verifyNote gives when no known key signed: absence, not tampering. */
+export const NO_KNOWN_SIGNER = 'no signature by a known key';
+
 export type NoteVerdict =
   | { ok: true; text: string; verified: string[]; unverified: string[] }
   | { ok: false; reason: string };
@@ -142,6 +145,6 @@ export function verifyNote(note: string, verifiers: readonly NoteVerifier[]): No
     if (!verifier.verify(message, sig.signature)) return { ok: false, reason: `signature by ${sig.name} does not verify` };
     if (!verified.includes(sig.name)) verified.push(sig.name);
   }
-  if (verified.length === 0) return { ok: false, reason: 'no signature by a known key' };
+  if (verified.length === 0) return { ok: false, reason: NO_KNOWN_SIGNER };
   return { ok: true, text: parsed.text, verified, unverified };
 }

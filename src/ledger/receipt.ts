@@ -3,7 +3,7 @@ import { fromBase64, toBase64 } from '../crypto/index.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { decodeEvent, type LogEvent } from './entries.js';
 import { leafHash, verifyInclusion } from './merkle.js';
-import { verifyNote, type NoteVerifier } from './note.js';
+import { NO_KNOWN_SIGNER, verifyNote, type NoteVerifier } from './note.js';
 
 // A receipt (`malus.receipt/v1`) proves, offline, that an entry is in the log: the entry's bytes,
 // its index, a checkpoint signed by the log (and cosigned by witnesses) that includes it, and the
@@ -90,7 +90,8 @@ export function verifyReceipt(input: unknown, policy: ReceiptPolicy): ReceiptVer
   let cosignedBy: string[] = [];
   if (witnesses.length > 0) {
     const checked = verifyNote(receipt.checkpoint, witnesses);
-    if (!checked.ok && (policy.minCosignatures ?? 0) > 0) return fail('cosignatures', checked.reason);
+    // A listed witness whose cosignature does not verify is tampering, whatever the minimum.
+    if (!checked.ok && checked.reason !== NO_KNOWN_SIGNER) return fail('cosignatures', checked.reason);
     cosignedBy = checked.ok ? checked.verified : [];
   }
   const needed = policy.minCosignatures ?? 0;
