@@ -130,7 +130,7 @@ describe('cosignatures (C2SP tlog-cosignature, cosignature/v1)', () => {
     const cosigned = addCosignatures(note, [line, line]);
     expect(cosigned.split('\u2014').length).toBe(3);
     expect(verifyNote(cosigned, [verifier])).toMatchObject({ ok: true, verified: ['witness.example'] });
-    const sig = (parseNote(cosigned) as { signatures: { name: string; signature: Uint8Array }[] }).signatures.find(
+    const sig = (parseNote(cosigned) as unknown as { signatures: { name: string; signature: Uint8Array }[] }).signatures.find(
       (s) => s.name === 'witness.example',
     )!;
     expect(verifier.timestampOf(sig.signature)).toBe(1_700_000_000);
