@@ -65,9 +65,13 @@ export function verifierKeyString(name: string, publicKey: Uint8Array): string {
 
 /** Parses an Ed25519 verifier key string; undefined unless every part is well-formed and consistent. */
 export function parseVerifierKey(text: string): NoteVerifier | undefined {
-  const parts = text.split('+');
-  if (parts.length !== 3) return undefined;
-  const [name = '', hexId = '', keyText = ''] = parts;
+  // Only the first two '+' separate fields: the base64 key may itself contain '+'.
+  const first = text.indexOf('+');
+  const second = text.indexOf('+', first + 1);
+  if (first < 0 || second < 0) return undefined;
+  const name = text.slice(0, first);
+  const hexId = text.slice(first + 1, second);
+  const keyText = text.slice(second + 1);
   if (!isKeyName(name) || !/^[0-9a-f]{8}$/.test(hexId)) return undefined;
   const key = fromBase64(keyText);
   if (key?.length !== 33 || key[0] !== SIG_TYPE_ED25519) return undefined;
