@@ -53,7 +53,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   let log: TransparencyLog;
   try {
     // Refuses to serve a log that does not reproduce its own latest checkpoint.
-    log = await openTransparencyLog({ store, key: loadOrCreateLogKey(options.dataDir, options.logOrigin, now()), now });
+    log = await openTransparencyLog({
+      store,
+      key: loadOrCreateLogKey(options.dataDir, options.logOrigin, now()),
+      now,
+      onError: (error) => {
+        app.log.error({ err: error }, 'checkpoint failed');
+      },
+    });
     app = await buildApp({
       publicEntries: options.publicEntries ?? false,
       context: {

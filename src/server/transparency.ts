@@ -1,4 +1,4 @@
-import { MalusError } from '../errors/index.js';
+import { MalusError, isMalusError } from '../errors/index.js';
 import {
   MerkleTree,
   addCosignatures,
@@ -68,15 +68,16 @@ export async function openTransparencyLog(options: OpenTransparencyLogOptions): 
   const verifier = ed25519NoteVerifier(key.origin, key.publicKey);
   const tree = new MerkleTree();
 
-  let syncing: Promise<void> = Promise.resolve();
+  let syncing: Promise<unknown> = Promise.resolve();
   const sync = (): Promise<void> => {
-    syncing = syncing.then(async () => {
+    const run = syncing.then(async () => {
       const size = await store.log.size();
       for (let from = tree.size; from < size; from += SYNC_CHUNK) {
         tree.appendMany(await store.log.leafHashes(from, Math.min(size, from + SYNC_CHUNK)));
       }
     });
-    return syncing;
+    syncing = run.catch(() => undefined);
+    return run;
   };
 
   await sync();
@@ -122,25 +123,31 @@ export async function openTransparencyLog(options: OpenTransparencyLogOptions): 
     return entries.map((_, i) => first + i);
   };
 
-  let checkpointing: Promise<CheckpointRecord> | undefined;
+  // One checkpoint at a time in this process; another process on the same store may save the same
+  // size first, which is fine: the root of a size is the same for everyone reading the same leaves.
+  let checkpointing: Promise<unknown> = Promise.resolve();
   const checkpoint = (): Promise<CheckpointRecord> => {
-    checkpointing = (checkpointing ?? Promise.resolve(undefined as unknown as CheckpointRecord))
-      .catch(() => undefined)
-      .then(async () => {
-        await sync();
-        const last = await store.log.latestCheckpoint();
-        if (last !== undefined && last.size === tree.size) return last;
-        const root = tree.root();
-        const record: CheckpointRecord = {
-          size: tree.size,
-          root,
-          note: signCheckpoint({ origin: key.origin, size: tree.size, root, extensions: [] }, signer),
-          createdAt: now().toISOString(),
-        };
+    const run = checkpointing.then(async (): Promise<CheckpointRecord> => {
+      await sync();
+      const last = await store.log.latestCheckpoint();
+      if (last !== undefined && last.size >= tree.size) return last;
+      const root = tree.root();
+      const record: CheckpointRecord = {
+        size: tree.size,
+        root,
+        note: signCheckpoint({ origin: key.origin, size: tree.size, root, extensions: [] }, signer),
+        createdAt: now().toISOString(),
+      };
+      try {
         await store.log.saveCheckpoint(record);
         return record;
-      });
-    return checkpointing;
+      } catch (error) {
+        if (!isMalusError(error, 'conflict')) throw error;
+        return (await store.log.latestCheckpoint()) ?? record;
+      }
+    });
+    checkpointing = run.catch(() => undefined);
+    return run;
   };
 
   const withCosignatures = async (record: CheckpointRecord): Promise<string> => {
