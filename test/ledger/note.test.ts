@@ -104,6 +104,15 @@ describe('checkpoints (C2SP tlog-checkpoint)', () => {
     expect(openCheckpoint(note.replace('\n42\n', '\n43\n'), verifier)).toMatchObject({ ok: false });
   });
 
+  it('refuses a checkpoint with one flipped bit in the root or in the signature', () => {
+    const note = signCheckpoint(checkpoint, signer);
+    const rootLine = Buffer.alloc(32, 9).toString('base64');
+    const flippedRoot = Buffer.alloc(32, 9);
+    flippedRoot[31] = 9 ^ 0x01;
+    expect(openCheckpoint(note.replace(rootLine, flippedRoot.toString('base64')), verifier)).toMatchObject({ ok: false });
+    expect(openCheckpoint(flipFirstByteOfSignature(note), verifier)).toMatchObject({ ok: false });
+  });
+
   it('parses strictly', () => {
     const root = Buffer.alloc(32).toString('base64');
     expect(parseCheckpoint(`o\n042\n${root}\n`)).toMatchObject({ error: expect.any(String) });
