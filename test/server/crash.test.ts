@@ -25,16 +25,22 @@ function appender(dataDir: string, tag: string, limit?: number): { child: ChildP
   });
   children.push(child);
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const ready = new Promise<void>((resolveReady, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('ready')) resolveReady();
     });
     child.on('exit', (code) => {
-      reject(new Error(`appender exited early (${code}): ${stderr}`));
+      reject(new Error(`appender exited early (${String(code)}): ${stderr}`));
     });
   });
-  const exited = new Promise<number | null>((resolveExit) => child.on('exit', (code) => resolveExit(code)));
+  const exited = new Promise<number | null>((resolveExit) => {
+    child.on('exit', (code) => {
+      resolveExit(code);
+    });
+  });
   return { child, ready, exited };
 }
 
