@@ -11,6 +11,7 @@ import {
 } from '../ledger/index.js';
 import type { AuthenticatedParty } from './auth.js';
 import type { ServerContext } from './context.js';
+import { MAX_COSIGNATURES } from './transparency.js';
 
 // The log service behind the routes: proofs (public, hashes only), a party's own entries and
 // receipts (members only), and witness cosignatures.
@@ -51,8 +52,9 @@ export async function receiptFor(ctx: ServerContext, caller: AuthenticatedParty,
   const entry = await ctx.store.log.entry(index);
   const member = entry?.collaborationId != null && (await ctx.store.collaborations.isMember(entry.collaborationId, caller.id));
   if (entry === undefined || !member) throw new MalusError('not-found', `log entry ${index} not found`);
-  let record = await ctx.store.log.checkpointCovering(index + 1);
-  record ??= await ctx.log.checkpoint();
+  // The newest checkpoint: it is the one witnesses cosign, so the receipt carries their cosignatures.
+  let record = await ctx.store.log.latestCheckpoint();
+  if (record === undefined || record.size <= index) record = await ctx.log.checkpoint();
   const note = await ctx.log.noteOfSize(record.size);
   if (note === undefined) throw new MalusError('internal', 'checkpoint vanished');
   await ctx.log.sync();
@@ -84,6 +86,10 @@ export async function addCosignature(ctx: ServerContext, caller: AuthenticatedPa
   const verdict = verifyNote(addCosignatures(record.note, [line]), [cosignatureVerifier(name, key)]);
   if (!verdict.ok || !verdict.verified.includes(name)) {
     throw new MalusError('signature-invalid', `cosignature by ${name} does not verify over checkpoint ${size}`);
+  }
+  const held = await ctx.store.log.cosignatures(size);
+  if (held.length >= MAX_COSIGNATURES && !held.some((c) => c.witness === caller.id)) {
+    throw new MalusError('conflict', `checkpoint ${size} already carries ${MAX_COSIGNATURES} cosignatures, the most it may hold`);
   }
   const outcome = await ctx.store.log.addCosignature({ size, witness: caller.id, line: added.line, createdAt: ctx.now().toISOString() });
   return { size, witness: name, added: outcome === 'added' };

@@ -49,7 +49,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   chmodSync(databasePath, 0o600);
   const store = openSqliteStore({ path: databasePath });
   const now = options.now ?? (() => new Date());
-  let app: FastifyInstance;
+  let app: FastifyInstance | undefined;
   let log: TransparencyLog;
   try {
     // Refuses to serve a log that does not reproduce its own latest checkpoint.
@@ -58,7 +58,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       key: loadOrCreateLogKey(options.dataDir, options.logOrigin, now()),
       now,
       onError: (error) => {
-        app.log.error({ err: error }, 'checkpoint failed');
+        app?.log.error({ err: error }, 'checkpoint failed');
       },
     });
     app = await buildApp({
@@ -76,6 +76,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     app.log.info({ origin: log.origin, size: log.tree.size }, 'transparency log verified');
     log.start();
   } catch (error) {
+    await app?.close();
     await store.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {

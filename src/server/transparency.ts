@@ -50,6 +50,13 @@ export function toLogAppend(event: LogEvent): LogAppend {
 
 const SYNC_CHUNK = 50_000;
 
+/**
+ * The most witness cosignatures one checkpoint carries. Signed-note readers refuse notes with more
+ * than 100 signature lines, and any party can name fresh identities in a proposal: without a cap,
+ * enough cosignatures would make the served checkpoint unreadable for everyone.
+ */
+export const MAX_COSIGNATURES = 64;
+
 export interface OpenTransparencyLogOptions {
   readonly store: Store;
   readonly key: LogKey;
@@ -73,7 +80,13 @@ export async function openTransparencyLog(options: OpenTransparencyLogOptions): 
     const run = syncing.then(async () => {
       const size = await store.log.size();
       for (let from = tree.size; from < size; from += SYNC_CHUNK) {
-        tree.appendMany(await store.log.leafHashes(from, Math.min(size, from + SYNC_CHUNK)));
+        // Re-hash each entry: a leaf whose stored bytes were edited must not enter the tree.
+        for (const entry of await store.log.entries(from, Math.min(size, from + SYNC_CHUNK))) {
+          if (!Buffer.from(leafHash(entry.data)).equals(Buffer.from(entry.leafHash))) {
+            throw new MalusError('store-failure', `log entry ${entry.index} does not hash to its leaf: the log was edited or forked`);
+          }
+          tree.append(entry.leafHash);
+        }
       }
     });
     syncing = run.catch(() => undefined);
@@ -151,7 +164,7 @@ export async function openTransparencyLog(options: OpenTransparencyLogOptions): 
   };
 
   const withCosignatures = async (record: CheckpointRecord): Promise<string> => {
-    const lines = (await store.log.cosignatures(record.size)).map((c) => c.line);
+    const lines = (await store.log.cosignatures(record.size)).slice(0, MAX_COSIGNATURES).map((c) => c.line);
     return lines.length === 0 ? record.note : addCosignatures(record.note, lines);
   };
 

@@ -125,7 +125,7 @@ export function logRoutes(ctx: ServerContext, options: LogRouteOptions): Fastify
         tags: ['log'],
         security,
         body: cosignatureBody,
-        response: { 200: cosignatureAccepted, 201: cosignatureAccepted, 403: problemSchema, 422: problemSchema, ...authenticatedErrors },
+        response: { 200: cosignatureAccepted, 201: cosignatureAccepted, 403: problemSchema, 409: problemSchema, 422: problemSchema, ...authenticatedErrors },
       },
       handler: async (request, reply) => {
         const result = await addCosignature(ctx, callerOf(request), request.body.size, request.body.cosignature);
