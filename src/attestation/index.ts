@@ -1,0 +1,2 @@
+export { AWS_NITRO_ROOT_G1_SHA256, verifyNitroDocument, type NitroClaims, type NitroTrust } from './nitro.js';
+export type { AttestationReason, AttestationReasonCode, Verified } from './reasons.js';
