@@ -1,3 +1,4 @@
 export { AWS_NITRO_ROOT_G1_SHA256, verifyNitroDocument, type NitroClaims, type NitroTrust } from './nitro.js';
 export type { AttestationReason, AttestationReasonCode, Verified } from './reasons.js';
 export { AMD_ARK_SHA256, parseSevSnpReport, verifySevSnpReport, type SevSnpClaims, type SevSnpTrust } from './sev-snp.js';
+export { INTEL_SGX_ROOT_CA_SHA256, verifyTdxQuote, type TdxClaims, type TdxTrust } from './tdx.js';

@@ -1,6 +1,6 @@
 import { verify as verifySignature, type X509Certificate } from 'node:crypto';
 import { refuse, type Verified } from './reasons.js';
-import { checkChain, parseCertificate, sha256Fingerprint } from './x509-chain.js';
+import { checkChain, orderChain, parseCertificate, sha256Fingerprint } from './x509-chain.js';
 
 // AMD SEV-SNP attestation reports (SEV-SNP ABI specification, ATTESTATION_REPORT, versions 2 and 3):
 // 1184 bytes, signed with ECDSA P-384 / SHA-384 over bytes 0x000-0x29F by the chip's VCEK (or a
@@ -98,21 +98,6 @@ function p1363Signature(b: Buffer): Buffer | undefined {
   const r = part(SIGNED_END);
   const s = part(SIGNED_END + 72);
   return r === undefined || s === undefined ? undefined : Buffer.concat([r, s]);
-}
-
-/** Orders the given certificates ARK (self-signed) -> ASK -> VCEK by who issued whom. */
-function orderChain(certs: X509Certificate[]): X509Certificate[] | undefined {
-  const root = certs.find((c) => c.checkIssued(c));
-  if (root === undefined) return undefined;
-  const chain = [root];
-  const rest = certs.filter((c) => c !== root);
-  while (rest.length > 0) {
-    const top = chain[chain.length - 1] as X509Certificate;
-    const next = rest.findIndex((c) => c.checkIssued(top));
-    if (next < 0) return undefined;
-    chain.push(...rest.splice(next, 1));
-  }
-  return chain;
 }
 
 export function verifySevSnpReport(report: Uint8Array, at: Date, trust: SevSnpTrust): Verified<SevSnpClaims> {

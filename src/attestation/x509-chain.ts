@@ -36,3 +36,27 @@ export function checkChain(chain: readonly X509Certificate[], at: Date): Attesta
   }
   return undefined;
 }
+
+/** Orders certificates root (self-signed) first, then each one the previous issued; undefined if they do not form one chain. */
+export function orderChain(certs: readonly X509Certificate[]): X509Certificate[] | undefined {
+  const root = certs.find((c) => c.checkIssued(c));
+  if (root === undefined) return undefined;
+  const chain = [root];
+  const rest = certs.filter((c) => c !== root);
+  while (rest.length > 0) {
+    const top = chain[chain.length - 1] as X509Certificate;
+    const next = rest.findIndex((c) => c.checkIssued(top));
+    if (next < 0) return undefined;
+    chain.push(...rest.splice(next, 1));
+  }
+  return chain;
+}
+
+/** Splits concatenated PEM certificates into DER. */
+export function pemCertificates(text: string): Uint8Array[] {
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => {
+    const body = block.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+    return new Uint8Array(Buffer.from(body, 'base64'));
+  });
+}
