@@ -2,3 +2,14 @@ export { AWS_NITRO_ROOT_G1_SHA256, verifyNitroDocument, type NitroClaims, type N
 export type { AttestationReason, AttestationReasonCode, Verified } from './reasons.js';
 export { AMD_ARK_SHA256, parseSevSnpReport, verifySevSnpReport, type SevSnpClaims, type SevSnpTrust } from './sev-snp.js';
 export { INTEL_SGX_ROOT_CA_SHA256, verifyTdxQuote, type TdxClaims, type TdxTrust } from './tdx.js';
+export {
+  EVIDENCE_FORMATS,
+  decodeEvidence,
+  detectFormat,
+  readCertificates,
+  verifyEvidence,
+  type EvidenceFormat,
+  type EvidenceVerdict,
+  type VerifyEvidenceOptions,
+} from './evidence.js';
+export { sha256Fingerprint } from './x509-chain.js';

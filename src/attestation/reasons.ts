@@ -7,7 +7,8 @@ export type AttestationReasonCode =
   | 'chain-invalid'
   | 'certificate-not-yet-valid'
   | 'certificate-expired'
-  | 'bad-signature';
+  | 'bad-signature'
+  | 'debug-enclave';
 
 export interface AttestationReason {
   readonly code: AttestationReasonCode;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAgreement } from './commands/agreement.js';
+import { registerAttest } from './commands/attest.js';
 import { registerCollab } from './commands/collab.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIo): Command {
   registerAgreement(program, io);
   registerCollab(program, io);
   registerLog(program, io);
+  registerAttest(program, io);
   registerVerify(program, io);
   registerServe(program, io);
   registerDocs(program, io, () => program);
