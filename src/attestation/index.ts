@@ -13,3 +13,12 @@ export {
   type VerifyEvidenceOptions,
 } from './evidence.js';
 export { sha256Fingerprint } from './x509-chain.js';
+export {
+  appraise,
+  evidenceBinding,
+  type Appraisal,
+  type AppraisalCode,
+  type AppraisalReason,
+  type AppraiseOptions,
+  type EnclavePolicyLike,
+} from './appraise.js';
