@@ -22,3 +22,4 @@ export {
   type AppraiseOptions,
   type EnclavePolicyLike,
 } from './appraise.js';
+export { NVIDIA_DEVICE_ROOT_SHA256, decodeNvidiaReport, verifyNvidiaReport, type NvidiaClaims, type NvidiaTrust } from './nvidia.js';
