@@ -15,6 +15,8 @@ export interface ExampleOptions {
   readonly id?: string;
   /** Start of the validity window; the window lasts 90 days. */
   readonly validFrom: Date;
+  /** Enclave measurements to pin (`malus enclave measure`); `agreement init` and the demo pin the build's. */
+  readonly measurements?: readonly string[];
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -135,11 +137,12 @@ privacy:
 receivers: [${adv.id}]    # results are sealed to these parties only
 
 # Which enclaves may receive the data keys. \`sim\` is the simulated platform for development:
-# it is NOT confidential and every result made under it says so. An empty measurement list pins
-# nothing, so no enclave qualifies until its measurement is listed.
+# it is NOT confidential and every result made under it says so. Only enclaves whose measurement
+# is listed qualify (\`malus enclave measure\` prints the one of this build); an empty list pins
+# nothing, so no enclave would qualify.
 enclave:
   platforms: [sim]
-  measurements: []
+  measurements: [${(options.measurements ?? []).map((m) => q(m)).join(', ')}]
   maxEvidenceAgeSeconds: 300
   allowDebug: false
 

@@ -63,6 +63,7 @@ export const problemSchema = z
     code: z.string(),
     instance: z.string().optional(),
     issues: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
+    reasons: z.array(z.strictObject({ code: z.string(), message: z.string() })).optional(),
   })
   .describe('RFC 9457 problem details (application/problem+json)');
 

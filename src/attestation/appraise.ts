@@ -48,7 +48,11 @@ function boundValue(verdict: EvidenceVerdict): string | undefined {
   const claims = verdict.claims ?? {};
   switch (verdict.platform) {
     case 'nitro':
+    case 'sim':
       return typeof claims.userData === 'string' ? claims.userData : undefined;
+    case 'nvidia':
+      // The verifier chooses the 32-byte SPDM request nonce: the binding goes there.
+      return typeof claims.requestNonce === 'string' ? claims.requestNonce : undefined;
     case 'sev-snp':
     case 'tdx':
       // report_data is 64 bytes: the binding, then 32 zero bytes.

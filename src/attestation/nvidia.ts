@@ -1,4 +1,4 @@
-import { verify as verifySignature, type X509Certificate } from 'node:crypto';
+import { createHash, verify as verifySignature, type X509Certificate } from 'node:crypto';
 import { refuse, type Verified } from './reasons.js';
 import { checkChain, orderChain, parseCertificate, sha256Fingerprint } from './x509-chain.js';
 
@@ -15,6 +15,9 @@ const REQUEST_LENGTH = 37;
 const SIGNATURE_LENGTH = 96;
 const SPDM_MEASUREMENTS = 0x60;
 const SPDM_GET_MEASUREMENTS = 0xe0;
+/** The Hopper report is about 4 KiB; its hex text twice that. */
+const MAX_REPORT_BYTES = 64 * 1024;
+const MAX_CERTIFICATES = 8;
 
 export interface NvidiaClaims {
   readonly spdmVersion: string;
@@ -23,6 +26,8 @@ export interface NvidiaClaims {
   readonly responseNonce: string;
   /** Measurement block index to its value, lower-case hex. */
   readonly measurements: Readonly<Record<number, string>>;
+  /** SHA-384 over the measurement record (every block, in order, as signed), lower-case hex. */
+  readonly recordDigest: string;
 }
 
 export interface NvidiaTrust {
@@ -33,11 +38,13 @@ export interface NvidiaTrust {
 
 /** Accepts the report as raw bytes or as the hex text NVIDIA's tools write. */
 export function decodeNvidiaReport(input: Uint8Array): Uint8Array {
+  if (input.length > 2 * MAX_REPORT_BYTES) return input;
   const text = Buffer.from(input).toString('latin1').trim();
   return /^(?:[0-9a-fA-F]{2})+$/.test(text) ? new Uint8Array(Buffer.from(text, 'hex')) : input;
 }
 
 function parse(b: Buffer): NvidiaClaims | { error: string } {
+  if (b.length > MAX_REPORT_BYTES) return { error: `the report is larger than ${MAX_REPORT_BYTES} bytes` };
   if (b.length < REQUEST_LENGTH + 8 + 32 + 2 + SIGNATURE_LENGTH) return { error: 'the report is too short' };
   if (b[1] !== SPDM_GET_MEASUREMENTS) return { error: 'the report does not start with a GET_MEASUREMENTS request' };
   const response = b.subarray(REQUEST_LENGTH);
@@ -69,6 +76,7 @@ function parse(b: Buffer): NvidiaClaims | { error: string } {
     requestNonce: b.subarray(4, 36).toString('hex'),
     responseNonce,
     measurements,
+    recordDigest: createHash('sha384').update(response.subarray(8, end)).digest('hex'),
   };
 }
 
@@ -76,6 +84,7 @@ export function verifyNvidiaReport(input: Uint8Array, at: Date, trust: NvidiaTru
   const b = Buffer.from(decodeNvidiaReport(input));
   const claims = parse(b);
   if ('error' in claims) return refuse('malformed', claims.error);
+  if (trust.certificates.length > MAX_CERTIFICATES) return refuse('malformed', `more than ${MAX_CERTIFICATES} device certificates`);
   const unique = new Map<string, X509Certificate>();
   for (const [i, der] of trust.certificates.entries()) {
     const parsed = parseCertificate(der, `device certificate ${i + 1}`);

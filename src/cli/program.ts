@@ -4,6 +4,7 @@ import { registerAttest } from './commands/attest.js';
 import { registerCollab } from './commands/collab.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
+import { registerEnclave } from './commands/enclave.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerLog } from './commands/log.js';
 import { registerServe } from './commands/serve.js';
@@ -34,6 +35,7 @@ export function buildProgram(io: CliIo): Command {
   registerAttest(program, io);
   registerVerify(program, io);
   registerServe(program, io);
+  registerEnclave(program, io);
   registerDocs(program, io, () => program);
   return program;
 }

@@ -107,7 +107,9 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
       }
       // Entries past the newest checkpoint cannot be checked against it yet; the next audit will.
       if (e.index < size) entriesByType[event.type] = (entriesByType[event.type] ?? 0) + 1;
-      seen.add(`${event.type} ${event.agreement}${event.type === 'agreement.signed' ? ` ${event.signer}` : ''}`);
+      if (event.type.startsWith('agreement.') && 'agreement' in event) {
+        seen.add(`${event.type} ${event.agreement}${event.type === 'agreement.signed' ? ` ${event.signer}` : ''}`);
+      }
     }
     // Every decision the server shows must have its entry: nothing quietly left out.
     const view = await getCollaboration(client, c.id);

@@ -22,3 +22,19 @@ export {
 } from './log.js';
 export { runAudit, type AuditReport } from './audit.js';
 export { witnessLog, type WitnessOutcome, type WitnessParameters } from './witness.js';
+export {
+  appraiseKeyReleaseService,
+  getJob,
+  httpWorkerPort,
+  listDataKeys,
+  listJobs,
+  registerDataKey,
+  submitJob,
+  waitForJob,
+  type AppraisedService,
+  type JobView,
+  type RegisterDataKeyParameters,
+  type ServiceAppraisalOptions,
+  type ServiceAttestationView,
+  type WorkerView,
+} from './confidential.js';

@@ -22,3 +22,4 @@ export {
   type KeyPair,
 } from './keys.js';
 export { openWithPassphrase, sealWithPassphrase, type PassphraseSealed } from './passphrase.js';
+export { hpkeOpen, hpkeSeal, type HpkeSealed } from './hpke.js';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { agreementHash, exampleAgreement, signAgreement, type Agreement } from '../agreement/index.js';
+import { agreementHash, exampleAgreement, signAgreement } from '../agreement/index.js';
 import {
   createClient,
   getAgreement,
@@ -11,25 +11,17 @@ import {
   runAudit,
   signCollaboration,
   witnessLog,
-  type MalusClient,
 } from '../client/index.js';
 import { signingPublicKey } from '../crypto/index.js';
 import { cosignatureVerifier, ed25519NoteVerifier, verifyReceipt, witnessName } from '../ledger/index.js';
 import { MalusError } from '../errors/index.js';
 import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/index.js';
-import type { RunningServer } from '../server/index.js';
+import { enclaveReceivesKeys, partiesCheckTheCleanRoom, providersRegisterKeys, rogueWorkerDenied } from './confidential-steps.js';
+import type { DemoContext } from './context.js';
 import type { Step } from './scenario.js';
 
-export interface DemoContext {
-  readonly dataDir: string;
-  readonly server: RunningServer;
-  readonly now: () => Date;
-  parties?: { advertiser: PartyKeys; publisher: PartyKeys; operator: PartyKeys };
-  clients?: { advertiser: MalusClient; publisher: MalusClient; operator: MalusClient };
-  agreement?: Agreement;
-  hash?: string;
-  logVerifierKey?: string;
-}
+export type { DemoContext } from './context.js';
+
 
 function need<T>(value: T | undefined, what: string): T {
   if (value === undefined) throw new MalusError('internal', `demo step ran before ${what} existed`);
@@ -73,7 +65,8 @@ const draftAgreement: Step<DemoContext> = {
     const parties = need(ctx.parties, 'the identities');
     const agreement = exampleAgreement(
       { advertiser: parties.advertiser.identity, publisher: parties.publisher.identity, operator: parties.operator.identity },
-      { validFrom: new Date(ctx.now().getTime() - 60_000) },
+      // Pins the measurement of the sim enclave this server runs: the build's own.
+      { validFrom: new Date(ctx.now().getTime() - 60_000), measurements: [ctx.server.simMeasurement] },
     );
     ctx.agreement = agreement;
     ctx.hash = agreementHash(agreement);
@@ -167,7 +160,7 @@ const showActive: Step<DemoContext> = {
 const witnessTheLog: Step<DemoContext> = {
   title: 'Both parties witness the transparency log',
   why:
-    'Every decision so far (proposed, signed, activated) is an entry in an append-only Merkle log. Each party checks ' +
+    'Every decision so far (proposed, signed, activated, keys registered, granted and denied) is an entry in an append-only Merkle log. Each party checks ' +
     'that the newest signed checkpoint extends the last one it saw and cosigns it, so the operator cannot show ' +
     'different histories to different parties or quietly drop an entry.',
   run: async (ctx, n) => {
@@ -239,6 +232,10 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   outsiderSeesNothing,
   publisherSigns,
   showActive,
+  partiesCheckTheCleanRoom,
+  providersRegisterKeys,
+  enclaveReceivesKeys,
+  rogueWorkerDenied,
   witnessTheLog,
   verifyReceiptOffline,
   auditTheLog,

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   'signature-wrong-hash': { status: 422, exit: 1, title: 'Signature is over a different agreement hash' },
   'signature-not-party': { status: 403, exit: 1, title: 'Signer is not a party to the agreement' },
   'signature-not-signer': { status: 403, exit: 1, title: 'Party does not hold the signer role' },
+  'key-release-denied': { status: 403, exit: 1, title: 'Key release denied' },
+  'attestation-refused': { status: 422, exit: 1, title: 'Attestation evidence was refused' },
   'unauthenticated': { status: 401, exit: 2, title: 'Request is not authenticated' },
   'forbidden': { status: 403, exit: 2, title: 'Caller may not do this' },
   'not-found': { status: 404, exit: 2, title: 'No such resource' },

@@ -9,7 +9,15 @@ export interface Issue {
 export interface MalusErrorOptions {
   /** Every problem found, each with its path; validation reports all of them, not the first. */
   readonly issues?: readonly Issue[];
+  /** Why a check refused, each with a stable code (a key release, an appraisal). */
+  readonly reasons?: readonly Reason[];
   readonly cause?: unknown;
+}
+
+/** One reason a check refused: a stable code a caller can branch on, and a message safe to show. */
+export interface Reason {
+  readonly code: string;
+  readonly message: string;
 }
 
 /**
@@ -20,11 +28,13 @@ export class MalusError extends Error {
   override readonly name = 'MalusError';
   readonly code: ErrorCode;
   readonly issues: readonly Issue[];
+  readonly reasons: readonly Reason[];
 
   constructor(code: ErrorCode, message: string, options: MalusErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.issues = options.issues ?? [];
+    this.reasons = options.reasons ?? [];
   }
 
   get status(): number {
@@ -41,8 +51,8 @@ export class MalusError extends Error {
 
   /** The message followed by every issue on its own line, as the CLI prints it. */
   describe(): string {
-    if (this.issues.length === 0) return this.message;
-    return [this.message, ...this.issues.map((issue) => formatIssue(issue))].join('\n');
+    const lines = [...this.issues.map((issue) => formatIssue(issue)), ...this.reasons.map((r) => `${r.code}: ${r.message}`)];
+    return [this.message, ...lines].join('\n');
   }
 }
 

@@ -19,6 +19,17 @@ const actor = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('server'), id: z.string().min(1).max(200) }),
 ]);
 
+const resourceId = z.string().regex(/^[a-z0-9][a-z0-9._-]{2,63}$/);
+const jobId = z.string().regex(/^job-[0-9a-f]{32}$/);
+const reasonCode = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/);
+/** An attested enclave as a decision saw it: its platform, measurement, and hashes of its evidence and key. */
+const enclaveRef = z.strictObject({
+  platform: z.string().min(1).max(32),
+  measurement: z.string().regex(/^[0-9a-f]{64,128}$/),
+  evidence: hash,
+  encryptionKey: hash,
+});
+
 const base = { format: z.literal(EVENT_FORMAT), collaboration: collaborationId, actor, time };
 
 export const eventSchema = z.discriminatedUnion('type', [
@@ -45,11 +56,63 @@ export const eventSchema = z.discriminatedUnion('type', [
     effectiveFrom: time,
     supersedes: hash.nullable(),
   }),
+  z.strictObject({
+    ...base,
+    type: z.literal('key.registered'),
+    /** The dataset whose data key a key-release service now holds (wrapped, never the key). */
+    dataset: resourceId,
+    table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/),
+    owner: partyId,
+    /** The key commitment (docs/key-release.md): lets the owner recognise its own key, reveals nothing of it. */
+    keyCommitment: hash,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('job.submitted'),
+    job: jobId,
+    kind: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+    agreement: hash,
+    datasets: z.array(resourceId).max(256),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('key.granted'),
+    job: jobId,
+    agreement: hash,
+    datasets: z.array(resourceId).max(256),
+    enclave: enclaveRef,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('key.denied'),
+    job: jobId.nullable(),
+    agreement: hash.nullable(),
+    /** SHA-256 of the evidence presented, when there was any. */
+    evidence: hash.nullable(),
+    reasons: z.array(reasonCode).min(1).max(32),
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('job.finished'),
+    job: jobId,
+    outcome: z.enum(['succeeded', 'failed']),
+    /** SHA-256 of the enclave-signed result statement, or null when the job failed. */
+    result: hash.nullable(),
+  }),
 ]);
 
 export type LogEvent = z.infer<typeof eventSchema>;
 export type EventType = LogEvent['type'];
-export const EVENT_TYPES: readonly EventType[] = ['agreement.proposed', 'agreement.signed', 'agreement.activated'];
+export const EVENT_TYPES: readonly EventType[] = [
+  'agreement.proposed',
+  'agreement.signed',
+  'agreement.activated',
+  'key.registered',
+  'job.submitted',
+  'key.granted',
+  'key.denied',
+  'job.finished',
+];
 
 /** The leaf bytes of an event: its RFC 8785 canonical JSON, validated first. */
 export function encodeEvent(event: LogEvent): Uint8Array {

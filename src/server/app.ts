@@ -7,7 +7,10 @@ import type { ServerContext } from './context.js';
 import { handleError, sendProblem } from './problem.js';
 import { collaborationRoutes } from './routes/collaborations.js';
 import { logRoutes } from './routes/log.js';
+import { keyReleaseRoutes } from './routes/key-release.js';
 import { metaRoutes } from './routes/meta.js';
+import { workerRoutes } from './routes/workers.js';
+import { requireWorker } from './confidential.js';
 import { zodValidatorCompiler } from './validation.js';
 import { MalusError } from '../errors/index.js';
 
@@ -80,5 +83,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metaRoutes(API_VERSION));
   await app.register(collaborationRoutes(options.context));
   await app.register(logRoutes(options.context, { publicEntries: options.publicEntries ?? false }));
+  const confidential = options.context.confidential;
+  if (confidential !== undefined) {
+    await app.register(workerRoutes(options.context));
+    await app.register(
+      keyReleaseRoutes({
+        keyRelease: confidential.keyRelease,
+        attester: confidential.attester,
+        ...(confidential.simRoot === undefined ? {} : { simRoot: confidential.simRoot }),
+        authorizeWorker: async (caller) => {
+          await requireWorker(options.context, caller);
+        },
+      }),
+    );
+  }
   return app;
 }

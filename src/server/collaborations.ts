@@ -2,6 +2,7 @@ import {
   agreementHash,
   assertAgreement,
   checkAgreement,
+  activeVersion,
   collaborationStatus,
   verifyAgreementSignature,
   type Agreement,
@@ -314,4 +315,18 @@ export async function getAgreement(
     agreement: chosen.agreement,
     signatures: chosen.signatures.map((s) => toSignature(chosen.record, s)),
   };
+}
+
+/** Every version with its signatures, as a worker or an auditor re-checks them. */
+export async function versionEvidence(ctx: ServerContext, id: string): Promise<{ agreement: Agreement; signatures: AgreementSignature[] }[]> {
+  const versions = await loadVersions(ctx, id);
+  return versions.map((v) => ({ agreement: v.agreement, signatures: v.signatures.map((s) => toSignature(v.record, s)) }));
+}
+
+/** The collaboration's active agreement and its hash, recomputed from the stored evidence. */
+export async function activeAgreementOf(ctx: ServerContext, id: string, now: Date): Promise<{ agreement: Agreement; hash: string } | undefined> {
+  const versions = await versionEvidence(ctx, id);
+  const active = activeVersion(versions, now);
+  const agreement = versions.find((v) => v.agreement.version === active?.version)?.agreement;
+  return active === undefined || agreement === undefined ? undefined : { agreement, hash: active.hash };
 }

@@ -1,3 +1,5 @@
+import type { Attester } from '../attestation/index.js';
+import type { EvidenceTrust, KeyReleaseContext } from '../keyrelease/index.js';
 import type { Store } from '../store/index.js';
 import type { TransparencyLog } from './transparency.js';
 
@@ -12,4 +14,16 @@ export interface ServerContext {
    * unset, it is `http://` plus the request's Host header.
    */
   readonly publicBaseUrl?: string;
+  /** The embedded key-release service, worker registry and job queue; absent, their routes are too. */
+  readonly confidential?: ConfidentialServices;
+}
+
+export interface ConfidentialServices {
+  readonly keyRelease: KeyReleaseContext;
+  /** Produces the key-release service's own evidence (the sim platform under `malus serve`). */
+  readonly attester: Attester;
+  /** The development CA certificate (DER) when the service runs on sim. */
+  readonly simRoot?: Uint8Array;
+  /** What worker evidence is verified against (the pinned vendor roots and the development CA). */
+  readonly trust: EvidenceTrust;
 }

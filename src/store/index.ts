@@ -1,9 +1,15 @@
 export type {
   AgreementRecord,
+  ChallengeRecord,
   CheckpointRecord,
   CollaborationRepository,
   CosignatureRecord,
+  DatasetKeyRecord,
   InsertAgreementInput,
+  JobRecord,
+  JobRepository,
+  JobState,
+  KeyRepository,
   LogAppend,
   LogEntryRecord,
   LogRepository,
@@ -11,6 +17,8 @@ export type {
   SignatureRecord,
   SqliteStoreOptions,
   Store,
+  WorkerRecord,
+  WorkerRepository,
 } from './types.js';
 export { openSqliteStore } from './sqlite/open.js';
 export { STORE_SCHEMA_VERSION } from './sqlite/migrations.js';

@@ -126,10 +126,128 @@ export interface NonceRepository {
   remember(keyId: string, nonce: string, expiresAt: Date, now: Date): Promise<boolean>;
 }
 
+/** A single-use attestation challenge a key-release service (or the worker registry) issued. */
+export interface ChallengeRecord {
+  /** base64url of 32 random bytes. */
+  challenge: string;
+  /** What it may be used for: `release` or `registration`. */
+  purpose: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+/** A data key as a key-release service keeps it: wrapped under the master key, never plain. */
+export interface DatasetKeyRecord {
+  datasetId: string;
+  collaborationId: string;
+  table: string;
+  owner: string;
+  /** The DEK wrapped under the master key (AES-256-GCM; the AAD binds dataset, collaboration, owner). */
+  wrappedKey: Uint8Array;
+  /** `sha256:<hex>` commitment to the key (docs/key-release.md): a repeated registration is recognised. */
+  keyCommitment: string;
+  createdAt: string;
+}
+
+export interface KeyRepository {
+  /**
+   * Issues a challenge. Pruning of expired ones is opportunistic.
+   */
+  issueChallenge(challenge: ChallengeRecord): Promise<void>;
+  /**
+   * Marks a challenge used and returns it; undefined when unknown, already used, of another
+   * purpose, or expired at `now`. Atomic: two callers presenting one challenge, one wins.
+   */
+  consumeChallenge(challenge: string, purpose: string, now: Date): Promise<ChallengeRecord | undefined>;
+  /**
+   * Stores a data key with its log events in one transaction. 'duplicate' when the same dataset
+   * was registered with the same key commitment (nothing is written); throws
+   * MalusError('conflict') for a different key under the same dataset id.
+   */
+  putKey(record: DatasetKeyRecord, events?: readonly LogAppend[]): Promise<'added' | 'duplicate'>;
+  /** The keys of these datasets that exist, in the order asked. */
+  keysOf(datasetIds: readonly string[]): Promise<DatasetKeyRecord[]>;
+  /** Every key of a collaboration, sorted by dataset id. */
+  listKeys(collaborationId: string): Promise<DatasetKeyRecord[]>;
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface JobRecord {
+  /** `job-<32 hex>`. */
+  id: string;
+  collaborationId: string;
+  agreementHash: string;
+  kind: string;
+  /** The job's parameters as JSON (datasets, and whatever its kind needs). */
+  spec: Record<string, unknown>;
+  datasets: string[];
+  /** Measurements of the agreement's enclave policy: only workers with one of these may take the job. */
+  measurements: string[];
+  state: JobState;
+  submittedBy: string;
+  workerId: string | null;
+  /** The enclave-signed result statement (JSON), once the job ended well. */
+  result: Record<string, unknown> | null;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface JobRepository {
+  /** Inserts a queued job with its log events in one transaction. */
+  create(job: JobRecord, events?: readonly LogAppend[]): Promise<void>;
+  get(id: string): Promise<JobRecord | undefined>;
+  /**
+   * Gives the oldest queued job whose measurements include the worker's to that worker (state
+   * running) and returns it; undefined when there is none. Atomic: a job goes to one worker.
+   */
+  claim(workerId: string, measurement: string, now: Date): Promise<JobRecord | undefined>;
+  /**
+   * Ends a running job held by this worker, with its log events, in one transaction. Throws
+   * MalusError('conflict') when the job is not running or is held by another worker.
+   */
+  finish(
+    id: string,
+    workerId: string,
+    outcome: { state: 'succeeded'; result: Record<string, unknown> } | { state: 'failed'; error: string },
+    now: Date,
+    events?: readonly LogAppend[],
+  ): Promise<JobRecord>;
+  /** Jobs of a collaboration, newest first. */
+  list(collaborationId: string): Promise<JobRecord[]>;
+}
+
+/** An enclave worker as it registered: its keys and the measurement its verified evidence showed. */
+export interface WorkerRecord {
+  /** base64url Ed25519 key the worker signs requests and results with. */
+  id: string;
+  platform: string;
+  measurement: string;
+  /** base64url X25519 key that data keys are sealed to. */
+  encryptionKey: string;
+  /** `sha256:<hex>` of the registration evidence. */
+  evidenceHash: string;
+  registeredAt: string;
+  lastSeenAt: string;
+}
+
+export interface WorkerRepository {
+  /** Inserts or refreshes a worker. */
+  upsert(worker: WorkerRecord): Promise<void>;
+  get(id: string): Promise<WorkerRecord | undefined>;
+  /** Records that the worker polled. */
+  touch(id: string, now: Date): Promise<void>;
+  list(): Promise<WorkerRecord[]>;
+}
+
 export interface Store {
   readonly collaborations: CollaborationRepository;
   readonly nonces: NonceRepository;
   readonly log: LogRepository;
+  readonly keys: KeyRepository;
+  readonly jobs: JobRepository;
+  readonly workers: WorkerRepository;
   /** Idempotent. Any later call on a repository rejects with MalusError('store-failure'). */
   close(): Promise<void>;
 }

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { Decoder, Encoder, Tag } from 'cbor-x';
 import { describe, expect, it } from 'vitest';
 import { AWS_NITRO_ROOT_G1_SHA256, verifyNitroDocument } from '../../src/attestation/index.js';
+import { buildCertificate } from './x509-builder.js';
 
 // Real AWS Nitro attestation documents (../shared/vectors/attestation/nitro, from blocky/nitrite),
 // verified at the times the vectors' README states.
@@ -77,5 +78,51 @@ describe('AWS Nitro attestation documents', () => {
       expect(verifyNitroDocument(DOCUMENT.subarray(0, length), AT)).toMatchObject({ ok: false, reasons: [{ code: 'malformed' }] });
     }
     expect(verifyNitroDocument(new TextEncoder().encode('not cbor at all'), AT)).toMatchObject({ ok: false });
+  });
+});
+
+describe('AWS Nitro documents that are not quite right', () => {
+  const codes = (result: { ok: boolean; reasons?: readonly { code: string }[] }): string[] => (result.reasons ?? []).map((r) => r.code);
+  const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+  const encoder = new Encoder({ mapsAsObjects: false, useRecords: false, tagUint8Array: false });
+
+  /** The vector with its payload's cabundle replaced: the chain is checked before the signature. */
+  function withCabundle(change: (bundle: Uint8Array[]) => Uint8Array[]): Uint8Array {
+    const outer = decoder.decode(DOCUMENT) as unknown[];
+    const payload = decoder.decode(outer[2] as Uint8Array) as Map<string, unknown>;
+    payload.set('cabundle', change(payload.get('cabundle') as Uint8Array[]));
+    return encoder.encode([outer[0], outer[1], encoder.encode(payload), outer[3]]);
+  }
+
+  it('still verifies after a decode and re-encode that changes nothing', () => {
+    expect(verifyNitroDocument(withCabundle((bundle) => bundle), AT).ok).toBe(true);
+  });
+
+  it('refuses a cabundle in the wrong order or with an extra self-signed root', () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const stranger = buildCertificate({ subject: 'Another Root', issuer: 'Another Root', publicKey: key.publicKey, signingKey: key.privateKey, hash: 'sha384', ca: true });
+    expect(codes(verifyNitroDocument(withCabundle((b) => [...b].reverse()), AT))).toEqual(['untrusted-root']);
+    expect(codes(verifyNitroDocument(withCabundle((b) => [b[0]!, b[2]!, b[1]!, b[3]!]), AT))).toEqual(['chain-invalid']);
+    expect(codes(verifyNitroDocument(withCabundle((b) => [stranger, ...b]), AT))).toEqual(['untrusted-root']);
+    expect(codes(verifyNitroDocument(withCabundle((b) => [b[0]!, stranger, ...b.slice(1)]), AT))).toEqual(['chain-invalid']);
+    expect(codes(verifyNitroDocument(withCabundle((b) => [...b, b[0]!]), AT))).toEqual(['chain-invalid']);
+    expect(codes(verifyNitroDocument(withCabundle(() => []), AT))).toEqual(['malformed']);
+  });
+
+  it('refuses garbage CBOR and oversized documents as malformed, without throwing', () => {
+    const garbage: Uint8Array[] = [
+      new Uint8Array(Array.from({ length: 16 }, (_, i) => createHash('sha256').update(`garbage ${i}`).digest()).flatMap((d) => [...d])),
+      Uint8Array.of(0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), // a byte string claiming 2^64 - 1 bytes
+      Uint8Array.of(0x9f, 0x01, 0x02), // an indefinite array with no break
+      new Uint8Array(20_000).fill(0x81), // arrays nested 20 000 deep
+      encoder.encode(new Map([[1, 2]])),
+      encoder.encode([1, 2, 3, 4]),
+      encoder.encode([new Uint8Array(0), new Map(), new Uint8Array(0)]),
+      new TextEncoder().encode('not cbor at all'),
+    ];
+    for (const [i, bytes] of garbage.entries()) expect(codes(verifyNitroDocument(bytes, AT)), `case ${i}`).toEqual(['malformed']);
+    const oversized = new Uint8Array(64 * 1024 + 1);
+    oversized.set(DOCUMENT);
+    expect(codes(verifyNitroDocument(oversized, AT))).toEqual(['malformed']);
   });
 });

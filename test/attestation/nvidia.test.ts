@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { NVIDIA_DEVICE_ROOT_SHA256, verifyNvidiaReport } from '../../src/attestation/index.js';
+import { NVIDIA_DEVICE_ROOT_SHA256, decodeEvidence, detectFormat, verifyEvidence, verifyNvidiaReport } from '../../src/attestation/index.js';
 
 // The nvtrust Hopper SPDM report and device chain (../shared/vectors/attestation/nvidia).
 
@@ -53,5 +53,42 @@ describe('NVIDIA Hopper SPDM evidence', () => {
     for (const length of [0, 36, 100, 2000, bytes.length - 1]) {
       expect(verifyNvidiaReport(new Uint8Array(bytes.subarray(0, length)), AT, { certificates: [...CHAIN, ...ROOT] }), `length ${length}`).toMatchObject({ ok: false });
     }
+  });
+});
+
+describe('NVIDIA evidence through the one entry point', () => {
+  const codes = (result: { ok: boolean; reasons?: readonly { code: string }[] }): string[] => (result.reasons ?? []).map((r) => r.code);
+
+  it('detects the hex-text report, verifies it, and gives the SHA-384 of the signed measurement record as the measurement', () => {
+    const bytes = Buffer.from(REPORT_HEX, 'hex');
+    expect(detectFormat(decodeEvidence(REPORT))).toBe('nvidia');
+    const verdict = verifyEvidence(REPORT, { at: AT, certificates: CHAIN });
+    if ('error' in verdict) throw new Error(verdict.error);
+    expect(verdict).toMatchObject({ ok: true, platform: 'nvidia', debug: false, reasons: [] });
+    // MEASUREMENTS starts after the 37-byte request; its record length (3 bytes) is at offset 5, the record at 8.
+    const response = bytes.subarray(37);
+    const recordLength = response.readUIntLE(5, 3);
+    expect(verdict.measurement).toBe(createHash('sha384').update(response.subarray(8, 8 + recordLength)).digest('hex'));
+    expect(Object.keys(verdict.claims ?? {}).sort()).toEqual(['measurements', 'requestNonce', 'responseNonce', 'spdmVersion']);
+    expect(verdict.claims?.requestNonce).toBe('931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb');
+    // Raw bytes, and an explicit format, give the same verdict.
+    expect(verifyEvidence(new Uint8Array(bytes), { at: AT, certificates: CHAIN, format: 'nvidia' })).toEqual(verdict);
+  });
+
+  it('refuses without the device chain, under another root, and when tampered', () => {
+    expect(verifyEvidence(REPORT, { at: AT })).toMatchObject({ ok: false, platform: 'nvidia', measurement: null, reasons: [{ code: 'chain-invalid' }] });
+    expect(verifyEvidence(REPORT, { at: AT, certificates: CHAIN, rootFingerprints: ['00'.repeat(32)] })).toMatchObject({ reasons: [{ code: 'untrusted-root' }] });
+    expect(verifyEvidence(flipHex(37 + 8 + 7 + 3), { at: AT, certificates: CHAIN })).toMatchObject({ reasons: [{ code: 'bad-signature' }] });
+  });
+
+  it('refuses truncated and oversized reports as malformed', () => {
+    const bytes = Buffer.from(REPORT_HEX, 'hex');
+    for (const length of [0, 36, 100, 2000, bytes.length - 1]) {
+      expect(codes(verifyNvidiaReport(new Uint8Array(bytes.subarray(0, length)), AT, { certificates: CHAIN })), `length ${length}`).toEqual(['malformed']);
+    }
+    const oversized = new Uint8Array(64 * 1024 + 1);
+    oversized.set(bytes);
+    expect(codes(verifyNvidiaReport(oversized, AT, { certificates: CHAIN }))).toEqual(['malformed']);
+    expect(codes(verifyNvidiaReport(REPORT, AT, { certificates: Array.from({ length: 9 }, () => CHAIN[0]!) }))).toEqual(['malformed']);
   });
 });

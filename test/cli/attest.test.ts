@@ -59,8 +59,34 @@ describe('malus attest verify', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({
       platform: 'sev-snp',
       measurement: 'b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01',
-      claims: { version: 2, policy: '00000000000b0000', vmpl: 0 },
+      claims: { version: 2, policy: '00000000000b0000', vmpl: 0, productName: 'Milan-B0', signingKey: 'vcek' },
     });
+  });
+
+  it("refuses a SEV-SNP report from another chip than the VCEK's", async () => {
+    const report = readFileSync(`${V}/sev-snp/attestation.bin`);
+    report[0x1a0] = (report[0x1a0] ?? 0) ^ 0x01;
+    writeFileSync(join(dir, 'other-chip.bin'), report);
+    const result = await run([
+      '--evidence', join(dir, 'other-chip.bin'), '--cert-chain', `${V}/sev-snp/vcek.der`, `${V}/sev-snp/ask_ark_milan.pem`,
+      '--at', '2024-01-01T00:00:00Z', '--allow-debug', '--json',
+    ]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, platform: 'sev-snp', reasons: [{ code: 'chip-mismatch' }] });
+  });
+
+  it('verifies the NVIDIA hex report with its device chain, detected or named', async () => {
+    const report = ['--evidence', `${V}/nvidia/hopperAttestationReport.txt`, '--cert-chain', `${V}/nvidia/hopperCertChain.pem`, '--at', '2024-06-01T00:00:00Z'];
+    const detected = await run([...report, '--json']);
+    expect(detected.code).toBe(0);
+    const verdict = JSON.parse(detected.stdout) as { measurement: string; claims: { measurements: Record<string, string> } };
+    expect(verdict).toMatchObject({ ok: true, platform: 'nvidia', debug: false, reasons: [], claims: { spdmVersion: '1.1' } });
+    expect(verdict.measurement).toMatch(/^[0-9a-f]{96}$/);
+    expect(Object.keys(verdict.claims.measurements)).toHaveLength(64);
+    expect((await run([...report, '--format', 'nvidia'])).code).toBe(0);
+    const noChain = await run(['--evidence', `${V}/nvidia/hopperAttestationReport.txt`, '--at', '2024-06-01T00:00:00Z']);
+    expect(noChain.code).toBe(1);
+    expect(noChain.stderr).toContain('chain-invalid');
   });
 
   it('verifies TDX and refuses it under another root or after the chain expired', async () => {
@@ -76,7 +102,7 @@ describe('malus attest verify', () => {
 
   it('exits 2 on bad usage, with no stack trace', async () => {
     for (const args of [
-      ['--evidence', `${V}/tdx/tdx_prod_quote_SPR_E4.dat`, '--format', 'nvidia'],
+      ['--evidence', `${V}/tdx/tdx_prod_quote_SPR_E4.dat`, '--format', 'bogus'],
       ['--evidence', `${V}/tdx/tdx_prod_quote_SPR_E4.dat`, '--at', 'yesterday'],
       ['--evidence', join(dir, 'missing.bin')],
       ['--evidence', `${V}/c3r/config_sample.json`],

@@ -22,7 +22,12 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toContain('\n1. Each organization makes its own identity\n');
   expect(stdout).toContain('a stranger asking for campaign-measurement: 404 not found');
   expect(stdout).toContain('   state: active\n');
-  expect(stdout).toContain('\nDone: the agreement is active.');
+  expect(stdout).toMatch(/advertiser: sim evidence verified; measurement [0-9a-f]{16}… is pinned by the agreement/);
+  expect(stdout).toContain("impressions-2026-11: the enclave's commitment matches the owner's key");
+  expect(stdout).toContain('key release denied: measurement-not-pinned');
+  expect(stdout).toContain('entries key.granted: 1');
+  expect(stdout).toContain('entries key.denied: 1');
+  expect(stdout).toContain('\nDone: the agreement is active, and only an attested enclave got the keys.');
 }
 
 beforeAll(() => {
@@ -88,7 +93,7 @@ describe('malus demo', () => {
     mkdirSync(empty);
     const ok = await run(['demo', '--data-dir', empty]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain('\nDone: the agreement is active.');
+    expect(ok.stdout).toContain('\nDone: the agreement is active, and only an attested enclave got the keys.');
   });
 
   it('finishes and cleans up when its reader goes away (malus demo | head -2)', async () => {

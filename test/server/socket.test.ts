@@ -211,7 +211,7 @@ describe('startServer and close', () => {
 
   it('lets an in-flight request finish when closing, then refuses new connections and closes the store', async () => {
     const dir = tempDir();
-    const running = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0 });
+    const running = await startServer({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, worker: false }); // only the test's request arrives
     try {
       const parties = makeParties();
       const agreement = agreementNow(parties, 'graceful-close');

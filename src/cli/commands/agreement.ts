@@ -13,6 +13,7 @@ import {
   type AgreementSignature,
   type VersionEvidence,
 } from '../../agreement/index.js';
+import { measureBuild } from '../../engine/index.js';
 import { MalusError, issuesFromZod } from '../../errors/index.js';
 import { generatePartyKeys, readPublicIdentity, type PublicIdentity } from '../../identity/index.js';
 import { loadKeys, printJson, readTextFile, type CliIo } from '../io.js';
@@ -100,7 +101,8 @@ export function registerAgreement(program: Command, io: CliIo): void {
           publisher: exampleParty(options.publisher, 'Example Publisher'),
           operator: exampleParty(options.operator, 'Example Operator'),
         },
-        { id: options.id, validFrom: new Date() },
+        // The example pins this build's sim measurement, so it works with `malus serve` as it is.
+        { id: options.id, validFrom: new Date(), measurements: [measureBuild().measurement] },
       );
       // Never hand out an example that would not validate.
       assertAgreement(parseAgreementText(text), 'example agreement');

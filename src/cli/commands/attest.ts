@@ -26,17 +26,17 @@ export function registerAttest(program: Command, io: CliIo): void {
   const attest = program.command('attest').description('verify attestation evidence from real TEE platforms');
   attest
     .command('verify')
-    .description('verify evidence (raw, base64 or PEM-wrapped): exit 0 authentic and not debug, 1 not, 2 bad usage')
+    .description('verify evidence (raw, hex, base64 or PEM-wrapped): exit 0 authentic and not debug, 1 not, 2 bad usage')
     .requiredOption('--evidence <file>', 'the attestation document, report or quote')
     .option('--format <format>', `auto, ${EVIDENCE_FORMATS.join(', ')}`, 'auto')
     .option('--at <time>', 'verify as of this ISO-8601 time (default: now)')
     .option('--root <file>', 'trust this root certificate (PEM or DER) instead of the pinned one')
-    .option('--cert-chain <files...>', 'certificates the evidence does not carry (SEV-SNP: VCEK, ASK, ARK), PEM or DER, any order')
+    .option('--cert-chain <files...>', 'certificates the evidence does not carry (SEV-SNP: VCEK, ASK, ARK; NVIDIA: the device chain), PEM or DER, any order')
     .option('--allow-debug', 'accept evidence from a debug enclave')
     .option('--json', 'print one JSON object')
     .action((options: AttestOptions) => {
       if (options.format !== 'auto' && !(EVIDENCE_FORMATS as readonly string[]).includes(options.format)) {
-        throw new MalusError('usage', `--format must be auto or one of ${EVIDENCE_FORMATS.join(', ')} (nvidia and sim are not supported yet)`);
+        throw new MalusError('usage', `--format must be auto or one of ${EVIDENCE_FORMATS.join(', ')}`);
       }
       const at = options.at === undefined ? new Date() : new Date(options.at);
       if (Number.isNaN(at.getTime())) throw new MalusError('usage', `--at must be an ISO-8601 time, not ${JSON.stringify(options.at)}`);

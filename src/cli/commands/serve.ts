@@ -16,14 +16,15 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export function registerServe(program: Command, io: CliIo): void {
   program
     .command('serve')
-    .description('run the Malus server: HTTP API, store and (later) log, key release and enclave worker')
+    .description('run the Malus server: HTTP API, store, transparency log, key release and the sim enclave worker')
     .requiredOption('--data-dir <dir>', 'the data directory (created with mode 0700 if missing)')
     .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8787')
     .option('--public-url <url>', 'the URL clients use, when behind a proxy (signatures cover the full URI)')
     .option('--log-origin <origin>', "the transparency log's origin line (default: derived from its key; fixed once chosen)")
     .option('--public-entries', 'serve the log entry bundles (tile/entries) to anyone, not only hash tiles')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
-    .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logOrigin?: string; publicEntries?: boolean; logLevel: string }) => {
+    .option('--no-worker', 'do not run the sim enclave worker in this process (run `malus enclave` instead)')
+    .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logOrigin?: string; publicEntries?: boolean; logLevel: string; worker: boolean }) => {
       const { host, port } = parseListen(options.listen);
       if (!LOG_LEVELS.includes(options.logLevel)) {
         throw new MalusError('usage', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
@@ -42,9 +43,15 @@ export function registerServe(program: Command, io: CliIo): void {
         ...(options.publicUrl === undefined ? {} : { publicBaseUrl: options.publicUrl }),
         ...(options.logOrigin === undefined ? {} : { logOrigin: options.logOrigin }),
         publicEntries: options.publicEntries === true,
+        worker: options.worker,
       });
       io.err(`malus serving on ${server.url} (data in ${options.dataDir})\n`);
       io.err(`transparency log ${server.log.origin}, ${server.log.tree.size} entries, key ${server.log.verifierKey}\n`);
+      io.err(
+        server.worker === undefined
+          ? 'no in-process enclave worker (--no-worker)\n'
+          : `sim enclave worker running, measurement ${server.simMeasurement} (SIMULATED TEE: NOT CONFIDENTIAL)\n`,
+      );
       const signal = await io.stopSignal();
       io.err(`received ${signal}; finishing in-flight requests\n`);
       await server.close();

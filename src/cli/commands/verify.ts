@@ -38,7 +38,7 @@ export function registerVerify(program: Command, io: CliIo): void {
         io.out(`receipt verified: entry ${verdict.index} (${verdict.event.type}, ${verdict.event.collaboration})\n`);
         io.out(`  in checkpoint ${verdict.checkpoint.origin} size ${verdict.checkpoint.size}\n`);
         io.out(`  cosigned by: ${verdict.cosignedBy.length === 0 ? 'no listed witness' : verdict.cosignedBy.join(', ')}\n`);
-        if (verdict.event.type.startsWith('agreement.')) io.out(`  agreement: ${verdict.event.agreement}\n`);
+        if ('agreement' in verdict.event && verdict.event.agreement !== null) io.out(`  agreement: ${verdict.event.agreement}\n`);
       }
     });
 }

@@ -23,6 +23,15 @@ import { MalusError } from '../../errors/index.js';
  * log_cosignatures   Witness cosignatures per checkpoint size: witness (party id) and the
  *                    tlog-cosignature note line.
  *
+ * key_challenges    Single-use attestation challenges: challenge (base64url), purpose, issued_at and
+ *                    expires_at (ms since the epoch), used_at (ms, NULL until used).
+ * dataset_keys       Data keys held by the key-release service, wrapped under its master key:
+ *                    dataset_id, collaboration_id, table_name, owner, wrapped_key, key_commitment.
+ * jobs               The job queue: kind, spec (JSON), datasets (JSON), measurements the job accepts
+ *                    (JSON), state, the worker holding it, and the signed result or the error.
+ * workers            Registered enclave workers: signing key (id), platform, measurement,
+ *                    encryption key, evidence hash, registration and last poll times.
+ *
  * Rows in agreements, agreement_members, signatures and the log tables are never updated or
  * deleted: they are append-only evidence.
  */
@@ -99,6 +108,61 @@ export const MIGRATIONS: readonly Migration[] = [
         line       TEXT    NOT NULL,
         created_at TEXT    NOT NULL,
         PRIMARY KEY (size, witness)
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 3,
+    description: 'key release, jobs and workers',
+    sql: `
+      CREATE TABLE key_challenges (
+        challenge  TEXT    NOT NULL PRIMARY KEY,
+        purpose    TEXT    NOT NULL,
+        issued_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX key_challenges_by_expiry ON key_challenges (expires_at);
+
+      CREATE TABLE dataset_keys (
+        dataset_id       TEXT NOT NULL PRIMARY KEY,
+        collaboration_id TEXT NOT NULL,
+        table_name       TEXT NOT NULL,
+        owner            TEXT NOT NULL,
+        wrapped_key      BLOB NOT NULL,
+        key_commitment  TEXT NOT NULL,
+        created_at       TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX dataset_keys_by_collaboration ON dataset_keys (collaboration_id, dataset_id);
+
+      CREATE TABLE jobs (
+        id               TEXT NOT NULL PRIMARY KEY,
+        collaboration_id TEXT NOT NULL,
+        agreement_hash   TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        spec             TEXT NOT NULL,
+        datasets         TEXT NOT NULL,
+        measurements     TEXT NOT NULL,
+        state            TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+        submitted_by     TEXT NOT NULL,
+        worker_id        TEXT,
+        result           TEXT,
+        error            TEXT,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL,
+        seq              INTEGER NOT NULL UNIQUE
+      ) STRICT;
+      CREATE INDEX jobs_by_state ON jobs (state, seq);
+      CREATE INDEX jobs_by_collaboration ON jobs (collaboration_id, seq);
+
+      CREATE TABLE workers (
+        id             TEXT NOT NULL PRIMARY KEY,
+        platform       TEXT NOT NULL,
+        measurement    TEXT NOT NULL,
+        encryption_key TEXT NOT NULL,
+        evidence_hash  TEXT NOT NULL,
+        registered_at  TEXT NOT NULL,
+        last_seen_at   TEXT NOT NULL
       ) STRICT, WITHOUT ROWID;
     `,
   },

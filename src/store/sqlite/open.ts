@@ -6,6 +6,8 @@ import { storeFailure } from './errors.js';
 import { migrate } from './migrations.js';
 import { sqliteLog } from './log.js';
 import { sqliteNonces } from './nonces.js';
+import { sqliteJobs, sqliteWorkers } from './jobs.js';
+import { sqliteKeys } from './keys.js';
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -20,6 +22,9 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       collaborations,
       nonces,
       log,
+      keys: sqliteKeys(db),
+      jobs: sqliteJobs(db),
+      workers: sqliteWorkers(db),
       close() {
         try {
           if (db.open) db.close();

@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { agreementHash, type Agreement } from '../agreement/index.js';
+import {
+  challengeView,
+  claimView,
+  datasetKeyList,
+  jobView,
+  registeredKeyView,
+  releaseView,
+  serviceAttestationView,
+  workerView,
+  type JobView,
+  type ServiceAttestationView,
+  type WorkerView,
+} from '../api/index.js';
+import { simCaFingerprint } from '../attestation/index.js';
+import { fromBase64Url, hpkeSeal, toBase64Url } from '../crypto/index.js';
+import type { ClaimedJob, SignedStatement, WorkerPort } from '../engine/index.js';
+import { MalusError, type Reason } from '../errors/index.js';
+import { REGISTRATION_INFO, appraiseEnclave, registrationAad, type EvidenceTrust } from '../keyrelease/index.js';
+import { createClient, request, type MalusClient } from './client.js';
+
+// The SDK's side of key release and jobs. A provider never takes the server's word for the clean
+// room: before a data key leaves, it checks the key-release service's evidence against the agreement
+// it signed itself, with a nonce of its own, and seals the key to the key that evidence binds.
+
+const kmsPath = (id: string): string => `/v1/kms/collaborations/${encodeURIComponent(id)}`;
+const jobsPath = (id: string): string => `/v1/collaborations/${encodeURIComponent(id)}/jobs`;
+
+function decode(text: string, what: string): Uint8Array {
+  const bytes = fromBase64Url(text);
+  if (bytes === undefined) throw new MalusError('server-error', `the server sent ${what} that is not base64url`);
+  return bytes;
+}
+
+export interface ServiceAppraisalOptions {
+  readonly agreement: Agreement;
+  readonly now?: Date;
+  /**
+   * Development CAs the caller trusts for sim evidence. By default the one the service presents is
+   * trusted on first use: sim proves nothing either way, and says so.
+   */
+  readonly simRoots?: readonly string[];
+  readonly trust?: Omit<EvidenceTrust, 'simRoots'>;
+}
+
+export interface AppraisedService {
+  readonly encryptionKey: Uint8Array;
+  readonly attestation: ServiceAttestationView;
+  readonly measurement: string;
+}
+
+/** Fetches the key-release service's evidence with a fresh nonce and appraises it against `agreement`. */
+export async function appraiseKeyReleaseService(client: MalusClient, options: ServiceAppraisalOptions): Promise<AppraisedService> {
+  const { agreement } = options;
+  const now = options.now ?? new Date();
+  const nonce = randomBytes(32);
+  const attestation = await request(client, {
+    method: 'GET',
+    path: `${kmsPath(agreement.id)}/attestation?nonce=${toBase64Url(nonce)}`,
+    response: serviceAttestationView,
+  });
+  const hash = agreementHash(agreement);
+  const reasons: Reason[] = [];
+  if (attestation.agreement !== hash) {
+    reasons.push({ code: 'agreement-mismatch', message: `the service attests to agreement ${attestation.agreement}, not the ${hash} you hold` });
+  }
+  const encryptionKey = decode(attestation.encryptionKey, 'an encryption key');
+  const simRoots = options.simRoots ?? (attestation.simRoot === undefined ? [] : [simCaFingerprint({ certificate: decode(attestation.simRoot, 'a root') })]);
+  const appraisal = appraiseEnclave({
+    presented: { platform: attestation.platform, evidence: decode(attestation.evidence, 'evidence'), certificates: attestation.certificates.map((c) => decode(c, 'a certificate')) },
+    policy: agreement.enclave,
+    enclavePublicKey: encryptionKey,
+    challenge: nonce,
+    challengeIssuedAt: now,
+    agreementHash: hash,
+    trust: { ...options.trust, simRoots },
+    now,
+  });
+  if (!appraisal.ok) reasons.push(...appraisal.reasons);
+  if (reasons.length > 0 || !appraisal.ok) {
+    throw new MalusError('attestation-refused', "the key-release service's evidence does not satisfy the agreement", { reasons });
+  }
+  return { encryptionKey, attestation, measurement: appraisal.verdict.measurement };
+}
+
+export interface RegisterDataKeyParameters extends ServiceAppraisalOptions {
+  readonly dataset: string;
+  readonly table: string;
+  /** The 32-byte data key; sealed on this machine, never sent in the clear. */
+  readonly dataKey: Uint8Array;
+}
+
+export async function registerDataKey(
+  client: MalusClient,
+  parameters: RegisterDataKeyParameters,
+): Promise<z.infer<typeof registeredKeyView> & { service: AppraisedService }> {
+  if (client.keys === undefined) throw new MalusError('usage', 'registering a data key needs your key file');
+  const service = await appraiseKeyReleaseService(client, parameters);
+  const sealed = await hpkeSeal(
+    service.encryptionKey,
+    parameters.dataKey,
+    REGISTRATION_INFO,
+    registrationAad({ collaborationId: parameters.agreement.id, datasetId: parameters.dataset, table: parameters.table, owner: client.keys.identity.id }),
+  );
+  const registered = await request(client, {
+    method: 'POST',
+    path: `${kmsPath(parameters.agreement.id)}/keys`,
+    body: { dataset: parameters.dataset, table: parameters.table, sealedKey: { enc: toBase64Url(sealed.enc), ciphertext: toBase64Url(sealed.ciphertext) } },
+    response: registeredKeyView,
+  });
+  return { ...registered, service };
+}
+
+export function listDataKeys(client: MalusClient, collaborationId: string): Promise<z.infer<typeof datasetKeyList>> {
+  return request(client, { method: 'GET', path: `${kmsPath(collaborationId)}/keys`, response: datasetKeyList });
+}
+
+export function submitJob(client: MalusClient, collaborationId: string, body: { kind: 'key-check'; datasets: string[] }): Promise<JobView> {
+  return request(client, { method: 'POST', path: jobsPath(collaborationId), body, response: jobView });
+}
+
+export function getJob(client: MalusClient, collaborationId: string, jobId: string): Promise<JobView> {
+  return request(client, { method: 'GET', path: `${jobsPath(collaborationId)}/${encodeURIComponent(jobId)}`, response: jobView });
+}
+
+export async function listJobs(client: MalusClient, collaborationId: string): Promise<JobView[]> {
+  return (await request(client, { method: 'GET', path: jobsPath(collaborationId), response: z.strictObject({ jobs: z.array(jobView) }) })).jobs;
+}
+
+/** Polls a job until it ends (or the timeout passes). */
+export async function waitForJob(client: MalusClient, collaborationId: string, jobId: string, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<JobView> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  for (;;) {
+    const job = await getJob(client, collaborationId, jobId);
+    if (job.state === 'succeeded' || job.state === 'failed') return job;
+    if (Date.now() > deadline) throw new MalusError('request-timeout', `job ${jobId} is still ${job.state}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+}
+
+/** The worker's side of the protocol over HTTP: the control plane, and any party's own key-release service. */
+export function httpWorkerPort(client: MalusClient): WorkerPort {
+  const services = new Map<string, MalusClient>();
+  const serviceClient = (url: string | undefined): MalusClient => {
+    if (url === undefined) return client;
+    let found = services.get(url);
+    if (found === undefined) {
+      found = createClient({ server: url, ...(client.keys === undefined ? {} : { keys: client.keys }), timeoutMs: client.timeoutMs });
+      services.set(url, found);
+    }
+    return found;
+  };
+  return {
+    async registrationChallenge() {
+      return (await request(client, { method: 'POST', path: '/v1/workers/challenges', response: challengeView })).challenge;
+    },
+    async register(body) {
+      await request(client, {
+        method: 'POST',
+        path: '/v1/workers',
+        body: {
+          platform: body.platform,
+          evidence: toBase64Url(body.evidence),
+          certificates: body.certificates.map(toBase64Url),
+          encryptionKey: toBase64Url(body.encryptionKey),
+          challenge: body.challenge,
+        },
+        response: workerView,
+      });
+    },
+    async claim(): Promise<ClaimedJob | undefined> {
+      const { job } = await request(client, { method: 'POST', path: '/v1/workers/me/claim', response: claimView });
+      if (job === null) return undefined;
+      return { id: job.id, collaborationId: job.collaboration, agreementHash: job.agreement, kind: job.kind, datasets: job.datasets, versions: job.versions };
+    },
+    async releaseChallenge(service) {
+      return (await request(serviceClient(service), { method: 'POST', path: '/v1/kms/challenges', response: challengeView })).challenge;
+    },
+    async release(service, r) {
+      const answer = await request(serviceClient(service), {
+        method: 'POST',
+        path: `${kmsPath(r.collaborationId)}/releases`,
+        body: {
+          job: r.jobId,
+          challenge: r.challenge,
+          platform: r.platform,
+          evidence: toBase64Url(r.evidence),
+          certificates: r.certificates.map(toBase64Url),
+          encryptionKey: toBase64Url(r.encryptionKey),
+        },
+        response: releaseView,
+      });
+      return answer.keys.map((k) => ({ dataset: k.dataset, sealed: { enc: decode(k.sealedKey.enc, 'a sealed key'), ciphertext: decode(k.sealedKey.ciphertext, 'a sealed key') } }));
+    },
+    async finish(jobId, outcome: { result: SignedStatement } | { error: string }) {
+      await request(client, { method: 'POST', path: `/v1/workers/me/jobs/${encodeURIComponent(jobId)}/finish`, body: outcome, response: jobView });
+    },
+  };
+}
+
+export type { JobView, ServiceAttestationView, WorkerView };

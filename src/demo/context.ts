@@ -1,0 +1,18 @@
+import type { Agreement } from '../agreement/index.js';
+import type { MalusClient } from '../client/index.js';
+import type { PartyKeys } from '../identity/index.js';
+import type { RunningServer } from '../server/index.js';
+
+/** What the demo's steps share as the story goes on. */
+export interface DemoContext {
+  readonly dataDir: string;
+  readonly server: RunningServer;
+  readonly now: () => Date;
+  parties?: { advertiser: PartyKeys; publisher: PartyKeys; operator: PartyKeys };
+  clients?: { advertiser: MalusClient; publisher: MalusClient; operator: MalusClient };
+  agreement?: Agreement;
+  hash?: string;
+  logVerifierKey?: string;
+  /** The providers' data keys by dataset (in a real collaboration, each stays on its owner's machine). */
+  dataKeys?: Record<string, Uint8Array>;
+}

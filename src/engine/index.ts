@@ -1,0 +1,26 @@
+export { MEASUREMENT_LABEL, measureBuild, packageRoot, type BuildMeasurement } from './measure.js';
+export { SIM_CA_FILE, loadOrCreateSimCa, readSimCa } from './sim-ca-file.js';
+export {
+  RESULT_FORMAT,
+  SIMULATED_NOTICE,
+  canonicalStatement,
+  signStatement,
+  statementHash,
+  verifyStatementSignature,
+  type ResultStatement,
+  type SignedStatement,
+} from './statement.js';
+export {
+  checkJob,
+  createWorkerIdentity,
+  pollOnce,
+  registerWorker,
+  runJob,
+  startWorker,
+  type ClaimedJob,
+  type ReleaseRequest,
+  type RunningWorker,
+  type WorkerContext,
+  type WorkerIdentity,
+  type WorkerPort,
+} from './worker.js';

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { signEd25519, toBase64Url, verifyEd25519, fromBase64Url } from '../crypto/index.js';
+import { MalusError } from '../errors/index.js';
+
+// The statement an enclave signs about a finished job (docs/enclave.md): canonical JSON (RFC 8785),
+// signed with the worker's Ed25519 key under a label, so the signature means nothing elsewhere.
+
+export const RESULT_FORMAT = 'malus.job-result/v1';
+const SIGNATURE_LABEL = 'malus.job-result-signature/v1\n';
+export const SIMULATED_NOTICE = 'SIMULATED TEE: NOT CONFIDENTIAL';
+
+export interface ResultStatement {
+  readonly format: typeof RESULT_FORMAT;
+  readonly job: string;
+  readonly collaboration: string;
+  readonly agreement: string;
+  readonly kind: string;
+  /** What the job produced; for key-check, each dataset with the commitment to the key the enclave holds. */
+  readonly output: Readonly<Record<string, unknown>>;
+  readonly enclave: {
+    readonly platform: string;
+    readonly measurement: string;
+    /** base64url Ed25519 key that signed this statement. */
+    readonly signingKey: string;
+    /** `sha256:<hex>` of the evidence the key release accepted. */
+    readonly evidence: readonly string[];
+  };
+  /** Present, and exactly SIMULATED_NOTICE, when the enclave is the sim platform. */
+  readonly notice?: typeof SIMULATED_NOTICE;
+  readonly time: string;
+}
+
+export interface SignedStatement {
+  readonly statement: ResultStatement;
+  /** base64url Ed25519 signature over the label and the canonical statement. */
+  readonly signature: string;
+}
+
+export function canonicalStatement(statement: ResultStatement): Uint8Array {
+  const text = canonicalize(statement);
+  if (text === undefined) throw new MalusError('internal', 'statement cannot be canonicalized');
+  return new TextEncoder().encode(text);
+}
+
+export function statementHash(statement: ResultStatement): string {
+  return `sha256:${createHash('sha256').update(canonicalStatement(statement)).digest('hex')}`;
+}
+
+const signedBytes = (statement: ResultStatement): Uint8Array => Buffer.concat([Buffer.from(SIGNATURE_LABEL), canonicalStatement(statement)]);
+
+export function signStatement(statement: ResultStatement, signingSecret: Uint8Array): SignedStatement {
+  return { statement, signature: toBase64Url(signEd25519(signingSecret, signedBytes(statement))) };
+}
+
+/** Whether the signature verifies under the key the statement names. */
+export function verifyStatementSignature(signed: SignedStatement): boolean {
+  const key = fromBase64Url(signed.statement.enclave.signingKey);
+  const signature = fromBase64Url(signed.signature);
+  if (key === undefined || signature === undefined) return false;
+  return verifyEd25519(key, signedBytes(signed.statement), signature);
+}

@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { activeVersion, type Agreement, type AgreementSignature } from '../agreement/index.js';
+import { evidenceBinding, type Attester } from '../attestation/index.js';
+import { fromBase64Url, hpkeOpen, type HpkeSealed, type KeyPair } from '../crypto/index.js';
+import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
+import { MalusError, isMalusError } from '../errors/index.js';
+import { RELEASE_INFO, keyCommitment, releaseAad } from '../keyrelease/index.js';
+import { SIMULATED_NOTICE, signStatement, type ResultStatement, type SignedStatement } from './statement.js';
+
+// The enclave worker (docs/enclave.md). Its keys are made in memory at start and never leave it;
+// it registers with evidence, polls for jobs, re-checks each job against the agreement itself,
+// asks the key-release services for the job's data keys with fresh evidence, runs the job, signs
+// the result, and forgets the keys. Nothing it holds is ever written to disk.
+
+export interface ClaimedJob {
+  readonly id: string;
+  readonly collaborationId: string;
+  readonly agreementHash: string;
+  readonly kind: string;
+  readonly datasets: readonly string[];
+  /** Every version of the collaboration's agreement with its signatures: the worker finds the active one itself. */
+  readonly versions: readonly { agreement: Agreement; signatures: AgreementSignature[] }[];
+}
+
+export interface ReleaseRequest {
+  readonly collaborationId: string;
+  readonly jobId: string;
+  readonly challenge: string;
+  readonly platform: string;
+  readonly evidence: Uint8Array;
+  readonly certificates: readonly Uint8Array[];
+  readonly encryptionKey: Uint8Array;
+}
+
+/** How the worker reaches the control plane and the key-release services (HTTP in practice). */
+export interface WorkerPort {
+  registrationChallenge(): Promise<string>;
+  register(body: { platform: string; evidence: Uint8Array; certificates: readonly Uint8Array[]; encryptionKey: Uint8Array; challenge: string }): Promise<void>;
+  claim(): Promise<ClaimedJob | undefined>;
+  /** `service` is undefined for the control plane's embedded key release, else an endpoint URL. */
+  releaseChallenge(service: string | undefined): Promise<string>;
+  release(service: string | undefined, request: ReleaseRequest): Promise<{ dataset: string; sealed: HpkeSealed }[]>;
+  finish(jobId: string, outcome: { result: SignedStatement } | { error: string }): Promise<void>;
+}
+
+export interface WorkerIdentity {
+  /** The same shape as a party's keys, so the worker signs requests as any client does; in memory only. */
+  readonly keys: PartyKeys;
+  readonly signing: KeyPair;
+  readonly encryption: KeyPair;
+  /** The request-signing key (base64url) as the server names the worker. */
+  readonly id: string;
+}
+
+export function createWorkerIdentity(): WorkerIdentity {
+  const keys = generatePartyKeys('Malus enclave worker');
+  const publicKey = (text: string): Uint8Array => fromBase64Url(text) ?? new Uint8Array();
+  return {
+    keys,
+    signing: { publicKey: publicKey(keys.identity.signingKey), secretKey: keys.signingSecret },
+    encryption: { publicKey: publicKey(keys.identity.encryptionKey), secretKey: keys.encryptionSecret },
+    id: keys.identity.signingKey,
+  };
+}
+
+export interface WorkerContext {
+  readonly identity: WorkerIdentity;
+  readonly attester: Attester;
+  readonly port: WorkerPort;
+  readonly now: () => Date;
+  readonly log?: (level: 'info' | 'warn', message: string, details?: Record<string, unknown>) => void;
+}
+
+const sha256Ref = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** Registers: evidence bound to the worker's encryption key and a registration challenge (agreement hash ""). */
+export async function registerWorker(ctx: WorkerContext): Promise<void> {
+  const challenge = await ctx.port.registrationChallenge();
+  const challengeBytes = fromBase64Url(challenge);
+  if (challengeBytes === undefined) throw new MalusError('server-error', 'the registration challenge is not base64url');
+  const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: '' });
+  const { evidence, certificates } = await ctx.attester.attest({ binding, publicKey: ctx.identity.encryption.publicKey, now: ctx.now() });
+  await ctx.port.register({ platform: ctx.attester.platform, evidence, certificates, encryptionKey: ctx.identity.encryption.publicKey, challenge });
+}
+
+/** The enclave's own check of a job, before it asks for any key: the server's check is not trusted. */
+export function checkJob(job: ClaimedJob, now: Date, measurement: string): Agreement {
+  const active = activeVersion(job.versions, now);
+  if (active === undefined) throw new MalusError('agreement-mismatch', 'the collaboration has no active agreement');
+  if (active.hash !== job.agreementHash) throw new MalusError('agreement-mismatch', 'the job names an agreement that is not the active one');
+  const agreement = job.versions.find((v) => v.agreement.version === active.version)?.agreement;
+  if (agreement?.id !== job.collaborationId) throw new MalusError('agreement-mismatch', 'the agreement is of another collaboration');
+  if (!agreement.enclave.measurements.includes(measurement)) {
+    throw new MalusError('agreement-mismatch', 'the agreement does not pin this enclave; it will not take the job');
+  }
+  if (job.kind !== 'key-check') throw new MalusError('invalid-input', `this enclave does not run jobs of kind ${job.kind}`);
+  if (job.datasets.length === 0) throw new MalusError('invalid-input', 'the job names no dataset');
+  return agreement;
+}
+
+interface HeldKey {
+  readonly dataset: string;
+  readonly key: Uint8Array;
+}
+
+/** Fetches the job's keys: the embedded service first, then each party's own service for what is missing. */
+async function fetchKeys(ctx: WorkerContext, job: ClaimedJob, agreement: Agreement): Promise<{ keys: HeldKey[]; evidence: string[] }> {
+  const services: (string | undefined)[] = [undefined, ...(agreement.keyRelease?.endpoints.map((e) => e.url) ?? [])];
+  const keys = new Map<string, Uint8Array>();
+  const evidenceHashes: string[] = [];
+  let lastDenial: unknown;
+  for (const service of services) {
+    if (job.datasets.every((d) => keys.has(d))) break;
+    const challenge = await ctx.port.releaseChallenge(service);
+    const challengeBytes = fromBase64Url(challenge);
+    if (challengeBytes === undefined) throw new MalusError('server-error', 'the release challenge is not base64url');
+    const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: job.agreementHash });
+    const { evidence, certificates } = await ctx.attester.attest({ binding, publicKey: ctx.identity.encryption.publicKey, now: ctx.now() });
+    let released: { dataset: string; sealed: HpkeSealed }[];
+    try {
+      released = await ctx.port.release(service, {
+        collaborationId: job.collaborationId,
+        jobId: job.id,
+        challenge,
+        platform: ctx.attester.platform,
+        evidence,
+        certificates,
+        encryptionKey: ctx.identity.encryption.publicKey,
+      });
+    } catch (error) {
+      // A service that holds none of the job's keys says so; another may hold them.
+      if (isMalusError(error, 'key-release-denied')) {
+        lastDenial = error;
+        continue;
+      }
+      throw error;
+    }
+    evidenceHashes.push(sha256Ref(evidence));
+    for (const { dataset, sealed } of released) {
+      if (!job.datasets.includes(dataset) || keys.has(dataset)) continue;
+      const key = await hpkeOpen(ctx.identity.encryption.secretKey, sealed, RELEASE_INFO, releaseAad({ jobId: job.id, datasetId: dataset, agreementHash: job.agreementHash }));
+      if (key === undefined) throw new MalusError('server-error', `the key released for ${dataset} does not open for this job`);
+      keys.set(dataset, key);
+    }
+  }
+  const missing = job.datasets.filter((d) => !keys.has(d));
+  if (missing.length > 0) {
+    for (const key of keys.values()) key.fill(0);
+    if (lastDenial instanceof MalusError) throw lastDenial;
+    throw new MalusError('key-release-denied', `no key-release service released the keys of ${missing.join(', ')}`);
+  }
+  return { keys: job.datasets.map((dataset) => ({ dataset, key: keys.get(dataset) as Uint8Array })), evidence: evidenceHashes };
+}
+
+/** Runs one claimed job to its signed result; the keys are zeroed before this returns. */
+export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<SignedStatement> {
+  const agreement = checkJob(job, ctx.now(), ctx.attester.measurement);
+  const { keys, evidence } = await fetchKeys(ctx, job, agreement);
+  try {
+    const statement: ResultStatement = {
+      format: 'malus.job-result/v1',
+      job: job.id,
+      collaboration: job.collaborationId,
+      agreement: job.agreementHash,
+      kind: job.kind,
+      output: { datasets: keys.map(({ dataset, key }) => ({ dataset, keyCommitment: keyCommitment(key, job.collaborationId, dataset) })) },
+      enclave: { platform: ctx.attester.platform, measurement: ctx.attester.measurement, signingKey: ctx.identity.id, evidence },
+      ...(ctx.attester.platform === 'sim' ? { notice: SIMULATED_NOTICE } : {}),
+      time: ctx.now().toISOString(),
+    };
+    return signStatement(statement, ctx.identity.signing.secretKey);
+  } finally {
+    for (const { key } of keys) key.fill(0);
+  }
+}
+
+/** Claims and runs at most one job; true when there was one. */
+export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
+  const job = await ctx.port.claim();
+  if (job === undefined) return false;
+  try {
+    const result = await runJob(ctx, job);
+    await ctx.port.finish(job.id, { result });
+    ctx.log?.('info', 'job finished', { job: job.id });
+  } catch (error) {
+    // Only the code and the safe message leave the enclave: never key bytes.
+    const message = error instanceof MalusError ? `${error.code}: ${error.message}` : 'internal error in the enclave';
+    ctx.log?.('warn', 'job failed', { job: job.id, reason: message });
+    await ctx.port.finish(job.id, { error: message.slice(0, 1000) });
+  }
+  return true;
+}
+
+export interface RunningWorker {
+  readonly identity: WorkerIdentity;
+  /** Stops polling after the current job. */
+  stop(): Promise<void>;
+}
+
+/** Registers, then polls until stopped. Errors reaching the server are retried with backoff. */
+export async function startWorker(ctx: WorkerContext, options: { pollIntervalMs?: number } = {}): Promise<RunningWorker> {
+  await registerWorker(ctx);
+  const interval = options.pollIntervalMs ?? 500;
+  // An object, not a let: the loop reads what stop() writes later.
+  const state = { stopped: false };
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  const loop = (async () => {
+    let backoff = interval;
+    while (!state.stopped) {
+      try {
+        const worked = await pollOnce(ctx);
+        backoff = interval;
+        if (!worked) await sleep(interval);
+      } catch (error) {
+        ctx.log?.('warn', 'poll failed', { reason: error instanceof MalusError ? error.code : 'internal' });
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  })();
+  return {
+    identity: ctx.identity,
+    stop: async () => {
+      state.stopped = true;
+      wake?.();
+      await loop;
+    },
+  };
+}

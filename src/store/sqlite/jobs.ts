@@ -1,0 +1,206 @@
+import type Database from 'better-sqlite3';
+import { MalusError } from '../../errors/index.js';
+import type { JobRecord, JobRepository, JobState, LogAppend, WorkerRecord, WorkerRepository } from '../types.js';
+import { attempt, isUniqueViolation } from './errors.js';
+import { logAppender } from './log.js';
+
+interface JobRow {
+  id: string;
+  collaboration_id: string;
+  agreement_hash: string;
+  kind: string;
+  spec: string;
+  datasets: string;
+  measurements: string;
+  state: string;
+  submitted_by: string;
+  worker_id: string | null;
+  result: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+const JOB_COLUMNS =
+  'id, collaboration_id, agreement_hash, kind, spec, datasets, measurements, state, submitted_by, worker_id, result, error, created_at, updated_at';
+
+function toJob(row: JobRow): JobRecord {
+  return {
+    id: row.id,
+    collaborationId: row.collaboration_id,
+    agreementHash: row.agreement_hash,
+    kind: row.kind,
+    spec: JSON.parse(row.spec) as Record<string, unknown>,
+    datasets: JSON.parse(row.datasets) as string[],
+    measurements: JSON.parse(row.measurements) as string[],
+    state: row.state as JobState,
+    submittedBy: row.submitted_by,
+    workerId: row.worker_id,
+    result: row.result === null ? null : (JSON.parse(row.result) as Record<string, unknown>),
+    error: row.error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function sqliteJobs(db: Database.Database): JobRepository {
+  const insert = db.prepare<[JobRow]>(
+    `INSERT INTO jobs (${JOB_COLUMNS}, seq)
+     VALUES (@id, @collaboration_id, @agreement_hash, @kind, @spec, @datasets, @measurements, @state, @submitted_by,
+             @worker_id, @result, @error, @created_at, @updated_at, (SELECT coalesce(max(seq) + 1, 0) FROM jobs))`,
+  );
+  const select = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`);
+  const queued = db.prepare<[], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 100`);
+  const take = db.prepare<[string, string, string]>(
+    `UPDATE jobs SET state = 'running', worker_id = ?, updated_at = ? WHERE id = ? AND state = 'queued'`,
+  );
+  const end = db.prepare<[string, string | null, string | null, string, string, string]>(
+    `UPDATE jobs SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'`,
+  );
+  const ofCollaboration = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE collaboration_id = ? ORDER BY seq DESC`);
+  const appendEvents = logAppender(db);
+
+  const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[]) => {
+    insert.run(row);
+    if (events.length > 0) appendEvents(events);
+  });
+  const claimOnce = db.transaction((workerId: string, measurement: string, now: string): JobRow | undefined => {
+    const job = queued.all().find((row) => (JSON.parse(row.measurements) as string[]).includes(measurement));
+    if (job === undefined) return undefined;
+    take.run(workerId, now, job.id);
+    return select.get(job.id);
+  });
+  const finishOnce = db.transaction(
+    (id: string, workerId: string, state: string, result: string | null, error: string | null, now: string, events: readonly LogAppend[]) => {
+      if (end.run(state, result, error, now, id, workerId).changes !== 1) {
+        throw new MalusError('conflict', `job ${id} is not running on this worker`);
+      }
+      if (events.length > 0) appendEvents(events);
+      return select.get(id) as JobRow;
+    },
+  );
+
+  return {
+    create(job, events = []) {
+      return attempt(db, 'queue a job', () => {
+        try {
+          createOnce.immediate(
+            {
+              id: job.id,
+              collaboration_id: job.collaborationId,
+              agreement_hash: job.agreementHash,
+              kind: job.kind,
+              spec: JSON.stringify(job.spec),
+              datasets: JSON.stringify(job.datasets),
+              measurements: JSON.stringify(job.measurements),
+              state: job.state,
+              submitted_by: job.submittedBy,
+              worker_id: job.workerId,
+              result: job.result === null ? null : JSON.stringify(job.result),
+              error: job.error,
+              created_at: job.createdAt,
+              updated_at: job.updatedAt,
+            },
+            events,
+          );
+        } catch (error) {
+          if (isUniqueViolation(error)) throw new MalusError('conflict', `job ${job.id} exists`);
+          throw error;
+        }
+      });
+    },
+    get(id) {
+      return attempt(db, 'read a job', () => {
+        const row = select.get(id);
+        return row === undefined ? undefined : toJob(row);
+      });
+    },
+    claim(workerId, measurement, now) {
+      return attempt(db, 'claim a job', () => {
+        const row = claimOnce.immediate(workerId, measurement, now.toISOString());
+        return row === undefined ? undefined : toJob(row);
+      });
+    },
+    finish(id, workerId, outcome, now, events = []) {
+      return attempt(db, 'finish a job', () => {
+        const row = finishOnce.immediate(
+          id,
+          workerId,
+          outcome.state,
+          outcome.state === 'succeeded' ? JSON.stringify(outcome.result) : null,
+          outcome.state === 'failed' ? outcome.error : null,
+          now.toISOString(),
+          events,
+        );
+        return toJob(row);
+      });
+    },
+    list(collaborationId) {
+      return attempt(db, 'list jobs', () => ofCollaboration.all(collaborationId).map(toJob));
+    },
+  };
+}
+
+interface WorkerRow {
+  id: string;
+  platform: string;
+  measurement: string;
+  encryption_key: string;
+  evidence_hash: string;
+  registered_at: string;
+  last_seen_at: string;
+}
+
+const WORKER_COLUMNS = 'id, platform, measurement, encryption_key, evidence_hash, registered_at, last_seen_at';
+
+const toWorker = (row: WorkerRow): WorkerRecord => ({
+  id: row.id,
+  platform: row.platform,
+  measurement: row.measurement,
+  encryptionKey: row.encryption_key,
+  evidenceHash: row.evidence_hash,
+  registeredAt: row.registered_at,
+  lastSeenAt: row.last_seen_at,
+});
+
+export function sqliteWorkers(db: Database.Database): WorkerRepository {
+  const upsert = db.prepare<[WorkerRow]>(
+    `INSERT INTO workers (${WORKER_COLUMNS})
+     VALUES (@id, @platform, @measurement, @encryption_key, @evidence_hash, @registered_at, @last_seen_at)
+     ON CONFLICT (id) DO UPDATE SET platform = excluded.platform, measurement = excluded.measurement,
+       encryption_key = excluded.encryption_key, evidence_hash = excluded.evidence_hash,
+       registered_at = excluded.registered_at, last_seen_at = excluded.last_seen_at`,
+  );
+  const select = db.prepare<[string], WorkerRow>(`SELECT ${WORKER_COLUMNS} FROM workers WHERE id = ?`);
+  const touch = db.prepare<[string, string]>('UPDATE workers SET last_seen_at = ? WHERE id = ?');
+  const all = db.prepare<[], WorkerRow>(`SELECT ${WORKER_COLUMNS} FROM workers ORDER BY registered_at, id`);
+  return {
+    upsert(worker) {
+      return attempt(db, 'register a worker', () => {
+        upsert.run({
+          id: worker.id,
+          platform: worker.platform,
+          measurement: worker.measurement,
+          encryption_key: worker.encryptionKey,
+          evidence_hash: worker.evidenceHash,
+          registered_at: worker.registeredAt,
+          last_seen_at: worker.lastSeenAt,
+        });
+      });
+    },
+    get(id) {
+      return attempt(db, 'read a worker', () => {
+        const row = select.get(id);
+        return row === undefined ? undefined : toWorker(row);
+      });
+    },
+    touch(id, now) {
+      return attempt(db, 'record a worker poll', () => {
+        touch.run(now.toISOString(), id);
+      });
+    },
+    list() {
+      return attempt(db, 'list workers', () => all.all().map(toWorker));
+    },
+  };
+}
