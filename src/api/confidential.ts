@@ -18,6 +18,8 @@ const evidence = b64url(90_000).min(1);
 const certificates = z.array(b64url(16_384).min(1)).max(8);
 const sealed = z.strictObject({ enc: key32, ciphertext: b64url(1024).min(1) });
 
+export const simRootView = z.strictObject({ certificate: b64url(16_384).min(1), fingerprint: z.string().regex(/^[0-9a-f]{64}$/) });
+
 export const challengeView = z.strictObject({ challenge: key32, expiresAt: z.string() });
 
 export const serviceAttestationQuery = z.strictObject({

@@ -55,6 +55,7 @@ export {
   serviceAttestationQuery,
   serviceAttestationView,
   signedStatementSchema,
+  simRootView,
   submitJobBody,
   workerJobParams,
   workerList,

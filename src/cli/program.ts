@@ -6,6 +6,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
 import { registerEnclave } from './commands/enclave.js';
 import { registerKeygen } from './commands/keygen.js';
+import { registerKms } from './commands/kms.js';
 import { registerLog } from './commands/log.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIo): Command {
   registerVerify(program, io);
   registerServe(program, io);
   registerEnclave(program, io);
+  registerKms(program, io);
   registerDocs(program, io, () => program);
   return program;
 }

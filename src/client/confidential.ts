@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { agreementHash, type Agreement } from '../agreement/index.js';
+import { activeVersion, agreementHash, assertAgreement, type Agreement } from '../agreement/index.js';
 import {
   challengeView,
   claimView,
@@ -9,6 +9,7 @@ import {
   registeredKeyView,
   releaseView,
   serviceAttestationView,
+  simRootView,
   workerView,
   type JobView,
   type ServiceAttestationView,
@@ -17,9 +18,18 @@ import {
 import { simCaFingerprint } from '../attestation/index.js';
 import { fromBase64Url, hpkeSeal, toBase64Url } from '../crypto/index.js';
 import type { ClaimedJob, SignedStatement, WorkerPort } from '../engine/index.js';
-import { MalusError, type Reason } from '../errors/index.js';
-import { REGISTRATION_INFO, appraiseEnclave, registrationAad, type EvidenceTrust } from '../keyrelease/index.js';
+import { MalusError, isMalusError, type Reason } from '../errors/index.js';
+import {
+  REGISTRATION_INFO,
+  appraiseEnclave,
+  registrationAad,
+  type AgreementSource,
+  type DecisionLog,
+  type EvidenceTrust,
+  type JobSource,
+} from '../keyrelease/index.js';
 import { createClient, request, type MalusClient } from './client.js';
+import { getAgreement, getCollaboration } from './collaborations.js';
 
 // The SDK's side of key release and jobs. A provider never takes the server's word for the clean
 // room: before a data key leaves, it checks the key-release service's evidence against the agreement
@@ -140,6 +150,14 @@ export async function waitForJob(client: MalusClient, collaborationId: string, j
   }
 }
 
+/** The fingerprint of a service's sim development CA (public: sim evidence proves nothing without it, nor with it). */
+export async function getSimRootFingerprint(client: MalusClient): Promise<string> {
+  const root = await request(client, { method: 'GET', path: '/v1/attestation/sim-root', response: simRootView, anonymous: true });
+  const fingerprint = simCaFingerprint({ certificate: decode(root.certificate, 'a certificate') });
+  if (fingerprint !== root.fingerprint) throw new MalusError('server-error', 'the sim root fingerprint does not match its certificate');
+  return fingerprint;
+}
+
 /** The worker's side of the protocol over HTTP: the control plane, and any party's own key-release service. */
 export function httpWorkerPort(client: MalusClient): WorkerPort {
   const services = new Map<string, MalusClient>();
@@ -201,3 +219,67 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
 }
 
 export type { JobView, ServiceAttestationView, WorkerView };
+
+// A party's own key-release service (`malus kms serve`) learns agreements and jobs from the control
+// plane, but trusts none of its answers: it recomputes the active agreement from the signed
+// documents, and each job only names what the release pipeline checks again.
+
+/** Agreements from the control plane, with the active version recomputed from the signatures. */
+export function remoteAgreementSource(client: MalusClient): AgreementSource {
+  return {
+    async active(collaborationId, now) {
+      let view;
+      try {
+        view = await getCollaboration(client, collaborationId);
+      } catch (error) {
+        if (isMalusError(error, 'not-found')) return undefined;
+        throw error;
+      }
+      const versions = await Promise.all(view.versions.map((v) => getAgreement(client, collaborationId, { version: v.version })));
+      const evidence = versions.map((v) => ({ agreement: assertAgreement(v.agreement, `agreement ${v.hash}`), signatures: v.signatures }));
+      const active = activeVersion(evidence, now);
+      const agreement = evidence.find((e) => e.agreement.version === active?.version)?.agreement;
+      return active === undefined || agreement === undefined ? undefined : { agreement, hash: active.hash };
+    },
+    async exists(collaborationId) {
+      try {
+        await getCollaboration(client, collaborationId);
+        return true;
+      } catch (error) {
+        if (isMalusError(error, 'not-found')) return false;
+        throw error;
+      }
+    },
+  };
+}
+
+export function remoteJobSource(client: MalusClient): JobSource {
+  return {
+    async get(collaborationId, jobId) {
+      try {
+        const job = await getJob(client, collaborationId, jobId);
+        return { id: job.id, collaborationId: job.collaboration, agreementHash: job.agreement, datasets: job.datasets, state: job.state, workerId: job.worker };
+      } catch (error) {
+        if (isMalusError(error, 'not-found')) return undefined;
+        throw error;
+      }
+    },
+  };
+}
+
+/** Decisions go to the collaboration's log on the control plane, signed by the party. */
+export function remoteDecisionLog(client: MalusClient): DecisionLog {
+  return {
+    kind: 'remote',
+    record: async (events) => {
+      for (const event of events) {
+        await request(client, {
+          method: 'POST',
+          path: `/v1/collaborations/${encodeURIComponent(event.collaboration)}/key-decisions`,
+          body: { event },
+          response: z.strictObject({ index: z.number().int() }),
+        });
+      }
+    },
+  };
+}

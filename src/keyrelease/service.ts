@@ -40,7 +40,8 @@ export interface ReleaseJob {
 }
 
 export interface JobSource {
-  get(jobId: string): Promise<ReleaseJob | undefined>;
+  /** The job, if it exists and belongs to that collaboration. */
+  get(collaborationId: string, jobId: string): Promise<ReleaseJob | undefined>;
 }
 
 /**
@@ -218,7 +219,7 @@ export async function releaseKeys(ctx: KeyReleaseContext, parameters: ReleasePar
   if (challenge === undefined) return denied([deny('challenge-invalid', 'the challenge is unknown, used or expired')]);
 
   // 2. The job: of this collaboration, running, held by the caller.
-  const job = await ctx.jobs.get(parameters.jobId);
+  const job = await ctx.jobs.get(parameters.collaborationId, parameters.jobId);
   if (job?.collaborationId !== parameters.collaborationId || job.state !== 'running' || job.workerId !== parameters.workerId) {
     return denied([deny('job-mismatch', 'no running job of this collaboration is held by this worker under that id')]);
   }

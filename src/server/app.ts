@@ -7,6 +7,7 @@ import type { ServerContext } from './context.js';
 import { handleError, sendProblem } from './problem.js';
 import { collaborationRoutes } from './routes/collaborations.js';
 import { logRoutes } from './routes/log.js';
+import { keyDecisionRoutes } from './routes/key-decisions.js';
 import { keyReleaseRoutes } from './routes/key-release.js';
 import { metaRoutes } from './routes/meta.js';
 import { workerRoutes } from './routes/workers.js';
@@ -30,8 +31,13 @@ export interface BuildAppOptions {
   readonly requestTimeoutMs?: number;
 }
 
-/** Builds the HTTP application without listening: tests drive it with inject(). */
-export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+export type BaseAppOptions = Omit<BuildAppOptions, 'context' | 'publicEntries'> & { readonly title: string; readonly description: string };
+
+/**
+ * The parts every Malus HTTP service shares: zod validation and serialization, problem documents,
+ * JSON bodies, graceful closing and OpenAPI. Routes and authentication are added by the caller.
+ */
+export async function baseApp(options: BaseAppOptions) {
   const app = Fastify({
     ...(options.loggerInstance === undefined ? { logger: options.logger ?? false } : { loggerInstance: options.loggerInstance }),
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -63,12 +69,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     openapi: {
       openapi: '3.1.0',
       info: {
-        title: 'Malus API',
+        title: options.title,
         version: API_VERSION,
-        description:
-          'Every non-public request carries an RFC 9421 HTTP Message Signature by the party Ed25519 key ' +
-          '(keyid = base64url public key) over @method, @target-uri and content-digest, with created and nonce. ' +
-          'Errors are RFC 9457 problem documents. See docs/api.md.',
+        description: options.description,
       },
       components: {
         securitySchemes: {
@@ -79,6 +82,19 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     transform: jsonSchemaTransform,
   });
 
+  return app;
+}
+
+/** Builds the HTTP application without listening: tests drive it with inject(). */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const app = await baseApp({
+    ...options,
+    title: 'Malus API',
+    description:
+      'Every non-public request carries an RFC 9421 HTTP Message Signature by the party Ed25519 key ' +
+      '(keyid = base64url public key) over @method, @target-uri and content-digest, with created and nonce. ' +
+      'Errors are RFC 9457 problem documents. See docs/api.md.',
+  });
   registerAuthentication(app, options.context);
   await app.register(metaRoutes(API_VERSION));
   await app.register(collaborationRoutes(options.context));
@@ -86,6 +102,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   const confidential = options.context.confidential;
   if (confidential !== undefined) {
     await app.register(workerRoutes(options.context));
+    await app.register(keyDecisionRoutes(options.context));
     await app.register(
       keyReleaseRoutes({
         keyRelease: confidential.keyRelease,

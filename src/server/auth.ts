@@ -4,6 +4,9 @@ import { verifyRequest } from '../httpsig/index.js';
 import { decodeSigningKey, partyIdFor } from '../identity/index.js';
 import type { ServerContext } from './context.js';
 
+/** What authentication needs: the clock, the nonce store and the public URL. */
+export type AuthContext = Pick<ServerContext, 'now' | 'publicBaseUrl'> & { readonly store: Pick<ServerContext['store'], 'nonces'> };
+
 // Every non-public request carries an RFC 9421 signature by the caller's Ed25519 key over
 // @method, @target-uri and content-digest, with `created` and `nonce`. Identities are
 // self-certifying: the keyid is the base64url public key and the party id is derived from it,
@@ -28,12 +31,12 @@ declare module 'fastify' {
   }
 }
 
-function targetUri(ctx: ServerContext, request: FastifyRequest): string {
+function targetUri(ctx: AuthContext, request: FastifyRequest): string {
   const base = ctx.publicBaseUrl ?? `http://${request.headers.host ?? 'localhost'}`;
   return `${base.replace(/\/$/, '')}${request.url}`;
 }
 
-export async function authenticate(ctx: ServerContext, request: FastifyRequest): Promise<AuthenticatedParty> {
+export async function authenticate(ctx: AuthContext, request: FastifyRequest): Promise<AuthenticatedParty> {
   const now = ctx.now();
   const result = verifyRequest({
     method: request.method,
@@ -65,7 +68,7 @@ export async function authenticate(ctx: ServerContext, request: FastifyRequest):
  * Adds the authentication hook to every route not marked `config: { public: true }`. A request that
  * matches no route is answered 404 whether signed or not: the routes are public (GET /openapi.json).
  */
-export function registerAuthentication(app: FastifyInstance, ctx: ServerContext): void {
+export function registerAuthentication(app: FastifyInstance, ctx: AuthContext): void {
   app.addHook('preValidation', async (request) => {
     if (request.is404 || request.routeOptions.config.public === true) return;
     request.party = await authenticate(ctx, request);

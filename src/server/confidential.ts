@@ -44,7 +44,12 @@ export function createConfidentialServices(options: ConfidentialOptions): Confid
       active: (id, now) => activeAgreementOf(ctx, id, now),
       exists: async (id) => (await options.store.collaborations.listVersions(id)).length > 0,
     },
-    jobs: { get: (id) => options.store.jobs.get(id) },
+    jobs: {
+      get: async (collaborationId, id) => {
+        const job = await options.store.jobs.get(id);
+        return job?.collaborationId === collaborationId ? job : undefined;
+      },
+    },
     decisions: { kind: 'local', toAppend: toLogAppend, append: (events) => options.log.append(events) },
     trust: options.trust,
     encryption: options.encryption,
@@ -256,4 +261,23 @@ export async function finishJob(
       toLogAppend(finished('succeeded', hash)),
     ]),
   );
+}
+
+const REMOTE_DECISIONS = ['key.registered', 'key.granted', 'key.denied'] as const;
+
+/**
+ * Records a decision a party's own key-release service made (`malus kms serve`): it may speak only
+ * for itself, about a collaboration it belongs to, at about the current time.
+ */
+export async function recordRemoteDecision(ctx: ServerContext, caller: AuthenticatedParty, id: string, event: LogEvent): Promise<number> {
+  if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
+  const problems: string[] = [];
+  if (!(REMOTE_DECISIONS as readonly string[]).includes(event.type)) problems.push(`a key-release service records only ${REMOTE_DECISIONS.join(', ')}`);
+  if (event.collaboration !== id) problems.push('the event is about another collaboration');
+  if (event.actor.kind !== 'party' || event.actor.id !== caller.id) problems.push('the event must name the caller as its actor');
+  if (event.type === 'key.registered' && event.owner !== caller.id) problems.push("a party's own service registers only that party's keys");
+  if (Math.abs(Date.parse(event.time) - ctx.now().getTime()) > 300_000) problems.push('the event time is more than 5 minutes away from now');
+  if (problems.length > 0) throw new MalusError('forbidden', problems.join('; '));
+  const [index] = await ctx.log.append([event]);
+  return index ?? -1;
 }

@@ -4,3 +4,4 @@ export type { ServerContext } from './context.js';
 export { startServer, type RunningServer, type StartServerOptions } from './serve.js';
 export { defaultOrigin, loadOrCreateLogKey, type LogKey } from './log-key.js';
 export { openTransparencyLog, toLogAppend, type OpenTransparencyLogOptions, type TransparencyLog } from './transparency.js';
+export { startKmsServer, type RunningKms, type StartKmsOptions } from './kms.js';

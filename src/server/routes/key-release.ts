@@ -11,8 +11,9 @@ import {
   releaseView,
   serviceAttestationQuery,
   serviceAttestationView,
+  simRootView,
 } from '../../api/index.js';
-import type { Attester } from '../../attestation/index.js';
+import { simCaFingerprint, type Attester } from '../../attestation/index.js';
 import { fromBase64Url, toBase64Url } from '../../crypto/index.js';
 import { MalusError } from '../../errors/index.js';
 import { attestService, issueChallenge, registerKey, releaseKeys, type KeyReleaseContext } from '../../keyrelease/index.js';
@@ -48,6 +49,19 @@ async function requireMember(services: KeyReleaseRouteServices, id: string, call
 export function keyReleaseRoutes(services: KeyReleaseRouteServices): FastifyPluginAsyncZod {
   const ctx = services.keyRelease;
   return (app) => {
+    app.get('/v1/attestation/sim-root', {
+      config: { public: true },
+      schema: {
+        summary: "The development CA of this service's sim platform (DER, base64url): sim evidence made here chains to it",
+        tags: ['key release'],
+        response: { 200: simRootView, 404: problemSchema },
+      },
+      handler: () => {
+        if (services.simRoot === undefined) throw new MalusError('not-found', 'this service runs on no sim platform');
+        return { certificate: toBase64Url(services.simRoot), fingerprint: simCaFingerprint({ certificate: services.simRoot }) };
+      },
+    });
+
     app.get('/v1/kms/collaborations/:id/attestation', {
       schema: {
         summary: "The key-release service's evidence, binding its encryption key, the caller's nonce and the active agreement",
