@@ -112,8 +112,16 @@ export interface ServerProcess {
 }
 
 /** Starts `malus serve` on 127.0.0.1 port 0 and reads the URL it prints on standard error. */
-export function startServe(dataDir: string, cwd: string, timeoutMs = 15_000): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
+export function startServe(dataDir: string, cwd: string, timeoutMs = 15_000, extraArgs: readonly string[] = []): Promise<ServerProcess> {
+  return startDaemon(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', ...extraArgs], cwd, /malus serving on (http:\/\/\S+)/, timeoutMs);
+}
+
+/**
+ * Starts a long-running `malus` command and resolves once its standard error matches `ready`
+ * (the first group, if any, becomes `url`).
+ */
+export function startDaemon(args: readonly string[], cwd: string, ready: RegExp, timeoutMs = 15_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd,
     env: baseEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -137,14 +145,14 @@ export function startServe(dataDir: string, cwd: string, timeoutMs = 15_000): Pr
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       void kill();
-      reject(new Error(`malus serve printed no URL in ${timeoutMs} ms\nstderr: ${stderr}`));
+      reject(new Error(`malus ${args[0] ?? ''} was not ready in ${timeoutMs} ms\nstderr: ${stderr}`));
     }, timeoutMs);
     const onData = (chunk: string): void => {
       stderr += chunk;
-      const match = /malus serving on (http:\/\/\S+)/.exec(stderr);
-      if (match?.[1] !== undefined) {
+      const match = ready.exec(stderr);
+      if (match !== null) {
         clearTimeout(timer);
-        resolvePromise({ url: match[1], child, stdout: () => stdout, stderr: () => stderr, exited, kill });
+        resolvePromise({ url: match[1] ?? '', child, stdout: () => stdout, stderr: () => stderr, exited, kill });
       }
     };
     child.stderr.on('data', onData);
@@ -154,7 +162,7 @@ export function startServe(dataDir: string, cwd: string, timeoutMs = 15_000): Pr
     });
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`malus serve exited (code ${code}, signal ${signal}) before listening\nstderr: ${stderr}`));
+      reject(new Error(`malus ${args[0] ?? ''} exited (code ${code}, signal ${signal}) before it was ready\nstderr: ${stderr}`));
     });
   });
 }
