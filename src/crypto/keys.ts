@@ -33,13 +33,16 @@ function decodeJwkField(value: string | undefined): Uint8Array {
   return bytes;
 }
 
+// RFC 8410 PKCS #8 prefixes: the private key object is built from the 32-byte secret alone, so no
+// public key has to be derived (in pure JavaScript) on every signature.
+const PKCS8_PREFIX: Record<Curve, Buffer> = {
+  Ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+  X25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+};
+
 function privateKeyObject(curve: Curve, secretKey: Uint8Array): KeyObject {
   if (secretKey.length !== 32) throw new RangeError(`${curve} secret key must be 32 bytes`);
-  const pub = publicKeyFromSecret(curve, secretKey);
-  return createPrivateKey({
-    key: { kty: 'OKP', crv: curve, d: toBase64Url(secretKey), x: toBase64Url(pub) },
-    format: 'jwk',
-  });
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], secretKey]), format: 'der', type: 'pkcs8' });
 }
 
 function publicKeyObject(curve: Curve, publicKey: Uint8Array): KeyObject {
