@@ -33,6 +33,7 @@ export {
   type Signer,
 } from './signature.js';
 export {
+  activeAgreement,
   activeVersion,
   collaborationStatus,
   versionStatus,

@@ -55,8 +55,22 @@ export function versionStatus(evidence: VersionEvidence, now: Date): VersionStat
  * is active or itself superseded; the walk goes from the newest version back along `previous`.
  */
 export function collaborationStatus(versions: readonly VersionEvidence[], now: Date): VersionStatus[] {
-  const statuses = versions.map((v) => versionStatus(v, now));
-  const byHash = new Map(statuses.map((s, i) => [s.hash, i]));
+  const own = versions.map((v) => versionStatus(v, now));
+  const byHash = new Map(own.map((s, i) => [s.hash, i]));
+  // Consent: an amendment takes effect only once every signer of the version it amends has signed
+  // it too, so that nobody (an operator with the store in hand, a subset of the parties) can
+  // replace an agreement the others signed.
+  const statuses = own.map((status, i) => {
+    const previous = versions[i]?.agreement.previous;
+    const j = previous === null || previous === undefined ? undefined : byHash.get(previous);
+    const older = j === undefined ? undefined : versions[j];
+    if (older === undefined) return status;
+    const needed = older.agreement.parties.filter((p) => p.roles.includes('signer')).map((p) => p.id);
+    const lacking = needed.filter((id) => !status.signed.includes(id) && !status.missing.includes(id));
+    if (lacking.length === 0) return status;
+    const missing = [...status.missing, ...lacking];
+    return status.state === 'active' ? { ...status, state: 'proposed' as const, missing } : { ...status, missing };
+  });
   const result = [...statuses];
   const order = [...versions.keys()].sort((a, b) => (versions[b]?.agreement.version ?? 0) - (versions[a]?.agreement.version ?? 0));
   for (const i of order) {
@@ -75,4 +89,27 @@ export function collaborationStatus(versions: readonly VersionEvidence[], now: D
 /** The active version of a collaboration, if any. */
 export function activeVersion(versions: readonly VersionEvidence[], now: Date): VersionStatus | undefined {
   return collaborationStatus(versions, now).find((s) => s.state === 'active');
+}
+
+/**
+ * The active agreement with its hash and lineage: the active hash, then each version it amends,
+ * back along `previous` as far as the given versions go. Whoever holds a key registered under one
+ * version releases it only to an agreement whose lineage includes that version.
+ */
+export function activeAgreement(
+  versions: readonly VersionEvidence[],
+  now: Date,
+): { agreement: Agreement; hash: string; lineage: string[] } | undefined {
+  const statuses = collaborationStatus(versions, now);
+  const index = statuses.findIndex((s) => s.state === 'active');
+  const active = statuses[index];
+  const agreement = versions[index]?.agreement;
+  if (active === undefined || agreement === undefined) return undefined;
+  const byHash = new Map(statuses.map((s, i) => [s.hash, versions[i]?.agreement]));
+  const lineage = [active.hash];
+  for (let previous = agreement.previous; previous !== null && byHash.has(previous) && !lineage.includes(previous); ) {
+    lineage.push(previous);
+    previous = byHash.get(previous)?.previous ?? null;
+  }
+  return { agreement, hash: active.hash, lineage };
 }

@@ -139,6 +139,7 @@ export const claimedJobView = z.strictObject({
   agreement: hash,
   kind: z.string(),
   datasets: z.array(z.string()),
+  heldByControlPlane: z.array(z.string()),
   versions: z.array(z.strictObject({ agreement: agreementSchema, signatures: z.array(agreementSignatureSchema) })),
 });
 

@@ -134,13 +134,24 @@ export interface Attester {
   attest(input: { binding: Uint8Array; publicKey: Uint8Array; now: Date }): Promise<{ evidence: Uint8Array; certificates: Uint8Array[] }>;
 }
 
-/** An attester for the sim platform: Nitro-shaped evidence with the binding as user_data. */
-export function simPlatformAttester(identity: SimAttester, measurement: Uint8Array): Attester {
+/**
+ * An attester for the sim platform: Nitro-shaped evidence with the binding as user_data. Given the
+ * CA, it issues itself a fresh leaf certificate an hour before the current one expires, so a
+ * long-running service keeps producing valid evidence (as Nitro's own leaves are short-lived).
+ */
+export function simPlatformAttester(identity: SimAttester, measurement: Uint8Array, renewal?: { ca: SimCa }): Attester {
+  let current = identity;
+  let expires = Date.parse(new x509.X509Certificate(new Uint8Array(identity.leafCertificate)).notAfter.toISOString());
   return {
     platform: 'sim',
     measurement: Buffer.from(measurement).toString('hex'),
-    attest: ({ binding, publicKey, now }) =>
-      Promise.resolve({ evidence: produceSimEvidence(identity, { measurement, userData: binding, publicKey, now }), certificates: [] }),
+    attest: async ({ binding, publicKey, now }) => {
+      if (renewal !== undefined && now.getTime() > expires - 3_600_000) {
+        current = await createSimAttester(renewal.ca, now);
+        expires = Date.parse(new x509.X509Certificate(new Uint8Array(current.leafCertificate)).notAfter.toISOString());
+      }
+      return { evidence: produceSimEvidence(current, { measurement, userData: binding, publicKey, now }), certificates: [] };
+    },
   };
 }
 

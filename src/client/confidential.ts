@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { activeVersion, agreementHash, assertAgreement, type Agreement } from '../agreement/index.js';
+import { activeAgreement, agreementHash, assertAgreement, type Agreement } from '../agreement/index.js';
 import {
   challengeView,
   claimView,
@@ -191,7 +191,15 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
     async claim(): Promise<ClaimedJob | undefined> {
       const { job } = await request(client, { method: 'POST', path: '/v1/workers/me/claim', response: claimView });
       if (job === null) return undefined;
-      return { id: job.id, collaborationId: job.collaboration, agreementHash: job.agreement, kind: job.kind, datasets: job.datasets, versions: job.versions };
+      return {
+        id: job.id,
+        collaborationId: job.collaboration,
+        agreementHash: job.agreement,
+        kind: job.kind,
+        datasets: job.datasets,
+        heldByControlPlane: job.heldByControlPlane,
+        versions: job.versions,
+      };
     },
     async releaseChallenge(service) {
       return (await request(serviceClient(service), { method: 'POST', path: '/v1/kms/challenges', response: challengeView })).challenge;
@@ -236,10 +244,10 @@ export function remoteAgreementSource(client: MalusClient): AgreementSource {
         throw error;
       }
       const versions = await Promise.all(view.versions.map((v) => getAgreement(client, collaborationId, { version: v.version })));
-      const evidence = versions.map((v) => ({ agreement: assertAgreement(v.agreement, `agreement ${v.hash}`), signatures: v.signatures }));
-      const active = activeVersion(evidence, now);
-      const agreement = evidence.find((e) => e.agreement.version === active?.version)?.agreement;
-      return active === undefined || agreement === undefined ? undefined : { agreement, hash: active.hash };
+      return activeAgreement(
+        versions.map((v) => ({ agreement: assertAgreement(v.agreement, `agreement ${v.hash}`), signatures: v.signatures })),
+        now,
+      );
     },
     async exists(collaborationId) {
       try {

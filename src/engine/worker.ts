@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { activeVersion, type Agreement, type AgreementSignature } from '../agreement/index.js';
+import { activeAgreement, type Agreement, type AgreementSignature } from '../agreement/index.js';
 import { evidenceBinding, type Attester } from '../attestation/index.js';
 import { fromBase64Url, hpkeOpen, type HpkeSealed, type KeyPair } from '../crypto/index.js';
 import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
@@ -18,6 +18,11 @@ export interface ClaimedJob {
   readonly agreementHash: string;
   readonly kind: string;
   readonly datasets: readonly string[];
+  /**
+   * Which of the datasets the control plane's embedded service holds keys for: routing only (a
+   * wrong answer costs a denial, never a key), so that services holding nothing are not asked.
+   */
+  readonly heldByControlPlane?: readonly string[];
   /** Every version of the collaboration's agreement with its signatures: the worker finds the active one itself. */
   readonly versions: readonly { agreement: Agreement; signatures: AgreementSignature[] }[];
 }
@@ -85,11 +90,11 @@ export async function registerWorker(ctx: WorkerContext): Promise<void> {
 
 /** The enclave's own check of a job, before it asks for any key: the server's check is not trusted. */
 export function checkJob(job: ClaimedJob, now: Date, measurement: string): Agreement {
-  const active = activeVersion(job.versions, now);
+  const active = activeAgreement(job.versions, now);
   if (active === undefined) throw new MalusError('agreement-mismatch', 'the collaboration has no active agreement');
   if (active.hash !== job.agreementHash) throw new MalusError('agreement-mismatch', 'the job names an agreement that is not the active one');
-  const agreement = job.versions.find((v) => v.agreement.version === active.version)?.agreement;
-  if (agreement?.id !== job.collaborationId) throw new MalusError('agreement-mismatch', 'the agreement is of another collaboration');
+  const { agreement } = active;
+  if (agreement.id !== job.collaborationId) throw new MalusError('agreement-mismatch', 'the agreement is of another collaboration');
   if (!agreement.enclave.measurements.includes(measurement)) {
     throw new MalusError('agreement-mismatch', 'the agreement does not pin this enclave; it will not take the job');
   }
@@ -105,43 +110,54 @@ interface HeldKey {
 
 /** Fetches the job's keys: the embedded service first, then each party's own service for what is missing. */
 async function fetchKeys(ctx: WorkerContext, job: ClaimedJob, agreement: Agreement): Promise<{ keys: HeldKey[]; evidence: string[] }> {
-  const services: (string | undefined)[] = [undefined, ...(agreement.keyRelease?.endpoints.map((e) => e.url) ?? [])];
+  const endpoints = agreement.keyRelease?.endpoints.map((e) => e.url) ?? [];
+  const held = job.heldByControlPlane;
+  const services: (string | undefined)[] =
+    held === undefined
+      ? [undefined, ...endpoints]
+      : [...(held.length > 0 ? [undefined] : []), ...(job.datasets.some((d) => !held.includes(d)) ? endpoints : [])];
   const keys = new Map<string, Uint8Array>();
   const evidenceHashes: string[] = [];
   let lastDenial: unknown;
-  for (const service of services) {
-    if (job.datasets.every((d) => keys.has(d))) break;
-    const challenge = await ctx.port.releaseChallenge(service);
-    const challengeBytes = fromBase64Url(challenge);
-    if (challengeBytes === undefined) throw new MalusError('server-error', 'the release challenge is not base64url');
-    const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: job.agreementHash });
-    const { evidence, certificates } = await ctx.attester.attest({ binding, publicKey: ctx.identity.encryption.publicKey, now: ctx.now() });
-    let released: { dataset: string; sealed: HpkeSealed }[];
-    try {
-      released = await ctx.port.release(service, {
-        collaborationId: job.collaborationId,
-        jobId: job.id,
-        challenge,
-        platform: ctx.attester.platform,
-        evidence,
-        certificates,
-        encryptionKey: ctx.identity.encryption.publicKey,
-      });
-    } catch (error) {
-      // A service that holds none of the job's keys says so; another may hold them.
-      if (isMalusError(error, 'key-release-denied')) {
-        lastDenial = error;
-        continue;
+  try {
+    for (const service of services) {
+      if (job.datasets.every((d) => keys.has(d))) break;
+      const challenge = await ctx.port.releaseChallenge(service);
+      const challengeBytes = fromBase64Url(challenge);
+      if (challengeBytes === undefined) throw new MalusError('server-error', 'the release challenge is not base64url');
+      const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: job.agreementHash });
+      const { evidence, certificates } = await ctx.attester.attest({ binding, publicKey: ctx.identity.encryption.publicKey, now: ctx.now() });
+      let released: { dataset: string; sealed: HpkeSealed }[];
+      try {
+        released = await ctx.port.release(service, {
+          collaborationId: job.collaborationId,
+          jobId: job.id,
+          challenge,
+          platform: ctx.attester.platform,
+          evidence,
+          certificates,
+          encryptionKey: ctx.identity.encryption.publicKey,
+        });
+      } catch (error) {
+        // A service that holds none of the job's keys says so; another may hold them.
+        if (isMalusError(error, 'key-release-denied')) {
+          lastDenial = error;
+          continue;
+        }
+        throw error;
       }
-      throw error;
+      evidenceHashes.push(sha256Ref(evidence));
+      for (const { dataset, sealed } of released) {
+        if (!job.datasets.includes(dataset) || keys.has(dataset)) continue;
+        const key = await hpkeOpen(ctx.identity.encryption.secretKey, sealed, RELEASE_INFO, releaseAad({ jobId: job.id, datasetId: dataset, agreementHash: job.agreementHash }));
+        if (key === undefined) throw new MalusError('server-error', `the key released for ${dataset} does not open for this job`);
+        keys.set(dataset, key);
+      }
     }
-    evidenceHashes.push(sha256Ref(evidence));
-    for (const { dataset, sealed } of released) {
-      if (!job.datasets.includes(dataset) || keys.has(dataset)) continue;
-      const key = await hpkeOpen(ctx.identity.encryption.secretKey, sealed, RELEASE_INFO, releaseAad({ jobId: job.id, datasetId: dataset, agreementHash: job.agreementHash }));
-      if (key === undefined) throw new MalusError('server-error', `the key released for ${dataset} does not open for this job`);
-      keys.set(dataset, key);
-    }
+  } catch (error) {
+    // Whatever went wrong, the keys already opened do not outlive this call.
+    for (const key of keys.values()) key.fill(0);
+    throw error;
   }
   const missing = job.datasets.filter((d) => !keys.has(d));
   if (missing.length > 0) {

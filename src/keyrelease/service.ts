@@ -21,6 +21,8 @@ const DEK_BYTES = 32;
 export interface ActiveAgreement {
   readonly agreement: Agreement;
   readonly hash: string;
+  /** The active hash, then each version it amends, back along `previous` as far as the versions go. */
+  readonly lineage: readonly string[];
 }
 
 /** Where the service learns agreements; it must verify them itself when they come from afar. */
@@ -130,6 +132,10 @@ export async function registerKey(
   if (table?.owner !== parameters.caller) {
     throw new MalusError('forbidden', `table ${parameters.table} is not yours in the active agreement`);
   }
+  // A party's own service holds that party's keys only: it could not log anyone else's registration.
+  if (ctx.actor.kind === 'party' && ctx.actor.id !== parameters.caller) {
+    throw new MalusError('forbidden', "this key-release service holds only its own party's keys");
+  }
   const context = { collaborationId: parameters.collaborationId, datasetId: parameters.datasetId, owner: parameters.caller };
   const dek = await hpkeOpen(ctx.encryption.secretKey, parameters.sealed, REGISTRATION_INFO, registrationAad({ ...context, table: parameters.table }));
   if (dek?.length !== DEK_BYTES) {
@@ -156,11 +162,21 @@ export async function registerKey(
       owner: parameters.caller,
       wrappedKey: await ctx.wrapper.wrap(dek, context),
       keyCommitment: commitment,
+      agreementHash: active.hash,
       createdAt: now.toISOString(),
     };
-    const local = ctx.decisions.kind === 'local' ? [ctx.decisions.toAppend(event)] : [];
-    const outcome = await ctx.store.keys.putKey(recordRow, local);
-    if (outcome === 'added' && ctx.decisions.kind === 'remote') await ctx.decisions.record([event]);
+    if (ctx.decisions.kind === 'local') {
+      const outcome = await ctx.store.keys.putKey(recordRow, [ctx.decisions.toAppend(event)]);
+      return { created: outcome === 'added', keyCommitment: commitment };
+    }
+    // Remote log: record first, so that no key is ever held without its entry. A registration
+    // that is logged and then fails to store is retried by the provider and logged again.
+    const [known] = await ctx.store.keys.keysOf(parameters.collaborationId, [parameters.datasetId]);
+    if (known?.keyCommitment === commitment && known.owner === parameters.caller && known.table === parameters.table) {
+      return { created: false, keyCommitment: commitment };
+    }
+    await ctx.decisions.record([event]);
+    const outcome = await ctx.store.keys.putKey(recordRow);
     return { created: outcome === 'added', keyCommitment: commitment };
   } finally {
     dek.fill(0);
@@ -246,8 +262,13 @@ export async function releaseKeys(ctx: KeyReleaseContext, parameters: ReleasePar
   if (!appraisal.ok) return denied([...appraisal.reasons]);
 
   // 5. The keys this service holds for the job's datasets, all of this collaboration.
-  const held = (await ctx.store.keys.keysOf(job.datasets)).filter((k) => k.collaborationId === job.collaborationId);
+  const held = await ctx.store.keys.keysOf(job.collaborationId, job.datasets);
   if (held.length === 0) return denied([deny('dataset-unavailable', 'this service holds no key for the job')]);
+  // A key goes only where its owner agreed: under the agreement it was registered with, or one
+  // that amends it with every signer's consent (an agreement put in its place is not that).
+  if (held.some((k) => !active.lineage.includes(k.agreementHash))) {
+    return denied([deny('agreement-lineage', 'the active agreement does not descend from the one a key was registered under')]);
+  }
 
   const keys: ReleasedKey[] = [];
   for (const key of held) {

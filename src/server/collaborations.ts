@@ -2,7 +2,7 @@ import {
   agreementHash,
   assertAgreement,
   checkAgreement,
-  activeVersion,
+  activeAgreement,
   collaborationStatus,
   verifyAgreementSignature,
   type Agreement,
@@ -323,10 +323,11 @@ export async function versionEvidence(ctx: ServerContext, id: string): Promise<{
   return versions.map((v) => ({ agreement: v.agreement, signatures: v.signatures.map((s) => toSignature(v.record, s)) }));
 }
 
-/** The collaboration's active agreement and its hash, recomputed from the stored evidence. */
-export async function activeAgreementOf(ctx: ServerContext, id: string, now: Date): Promise<{ agreement: Agreement; hash: string } | undefined> {
-  const versions = await versionEvidence(ctx, id);
-  const active = activeVersion(versions, now);
-  const agreement = versions.find((v) => v.agreement.version === active?.version)?.agreement;
-  return active === undefined || agreement === undefined ? undefined : { agreement, hash: active.hash };
+/** The collaboration's active agreement, its hash and lineage, recomputed from the stored evidence. */
+export async function activeAgreementOf(
+  ctx: ServerContext,
+  id: string,
+  now: Date,
+): Promise<{ agreement: Agreement; hash: string; lineage: string[] } | undefined> {
+  return activeAgreement(await versionEvidence(ctx, id), now);
 }

@@ -218,6 +218,7 @@ export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty) {
       agreement: job.agreementHash,
       kind: job.kind,
       datasets: job.datasets,
+      heldByControlPlane: (await ctx.store.keys.keysOf(job.collaborationId, job.datasets)).map((k) => k.datasetId),
       versions: await versionEvidence(ctx, job.collaborationId),
     },
   };

@@ -79,7 +79,7 @@ export async function startKmsServer(options: StartKmsOptions): Promise<RunningK
     await app.register(
       keyReleaseRoutes({
         keyRelease,
-        attester: simPlatformAttester(await createSimAttester(simCa, now()), measurement),
+        attester: simPlatformAttester(await createSimAttester(simCa, now()), measurement, { ca: simCa }),
         simRoot: simCa.certificate,
         // Any signed caller may ask; the pipeline releases only to the worker holding the job.
         authorizeWorker: () => Promise.resolve(),

@@ -99,7 +99,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       wrapper: aesKeyWrapper(loadOrCreateMasterKey(options.dataDir)),
       // The service's HPKE key lives in memory only; providers seal to it after checking its evidence.
       encryption: generateEncryptionKeyPair(),
-      attester: simPlatformAttester(await createSimAttester(simCa, now()), measurementBytes),
+      attester: simPlatformAttester(await createSimAttester(simCa, now()), measurementBytes, { ca: simCa }),
       trust,
       simRoot: simCa.certificate,
     });
@@ -124,7 +124,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       worker = await startWorker(
         {
           identity,
-          attester: simPlatformAttester(await createSimAttester(simCa, now()), measurementBytes),
+          attester: simPlatformAttester(await createSimAttester(simCa, now()), measurementBytes, { ca: simCa }),
           // Behind a proxy, signatures cover the public URI, so the worker goes the way clients do.
           port: httpWorkerPort(createClient({ server: options.publicBaseUrl ?? url, keys: identity.keys })),
           now,

@@ -146,6 +146,8 @@ export interface DatasetKeyRecord {
   wrappedKey: Uint8Array;
   /** `sha256:<hex>` commitment to the key (docs/key-release.md): a repeated registration is recognised. */
   keyCommitment: string;
+  /** The active agreement the owner registered the key under: releases need an agreement that descends from it. */
+  agreementHash: string;
   createdAt: string;
 }
 
@@ -160,13 +162,13 @@ export interface KeyRepository {
    */
   consumeChallenge(challenge: string, purpose: string, now: Date): Promise<ChallengeRecord | undefined>;
   /**
-   * Stores a data key with its log events in one transaction. 'duplicate' when the same dataset
-   * was registered with the same key commitment (nothing is written); throws
+   * Stores a data key with its log events in one transaction. Dataset ids are scoped to their
+   * collaboration. 'duplicate' when the same dataset was registered with the same key commitment (nothing is written); throws
    * MalusError('conflict') for a different key under the same dataset id.
    */
   putKey(record: DatasetKeyRecord, events?: readonly LogAppend[]): Promise<'added' | 'duplicate'>;
-  /** The keys of these datasets that exist, in the order asked. */
-  keysOf(datasetIds: readonly string[]): Promise<DatasetKeyRecord[]>;
+  /** The keys of these datasets of one collaboration that exist, in the order asked. */
+  keysOf(collaborationId: string, datasetIds: readonly string[]): Promise<DatasetKeyRecord[]>;
   /** Every key of a collaboration, sorted by dataset id. */
   listKeys(collaborationId: string): Promise<DatasetKeyRecord[]>;
 }

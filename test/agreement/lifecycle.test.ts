@@ -3,6 +3,7 @@ import {
   activeVersion,
   agreementHash,
   assertAgreement,
+  checkAgreement,
   collaborationStatus,
   signAgreement,
   versionStatus,
@@ -227,5 +228,33 @@ describe('collaborationStatus', () => {
     expect(activeVersion(all, BEFORE)).toBeUndefined();
     expect(activeVersion([{ agreement: v1, signatures: [] }], INSIDE)).toBeUndefined();
     expect(activeVersion([], INSIDE)).toBeUndefined();
+  });
+});
+
+describe('amendments need the consent of the signers they amend', () => {
+  it('an amendment signed only by new parties does not take effect, and the version it amends stays active', () => {
+    // v2 makes a stranger the only signer and signs it alone: whoever holds the store could write this.
+    const doc = mutable(v1);
+    doc.version = 2;
+    doc.previous = v1Hash;
+    const strangerKeys = generatePartyKeys('A stranger');
+    const parties = doc.parties as { id: string; name: string; signingKey: string; encryptionKey: string; roles: string[] }[];
+    for (const party of parties) party.roles = party.roles.filter((r) => r !== 'signer');
+    parties.push({
+      id: strangerKeys.identity.id,
+      name: 'A stranger',
+      signingKey: strangerKeys.identity.signingKey,
+      encryptionKey: strangerKeys.identity.encryptionKey,
+      roles: ['signer'],
+    });
+    const hijack = checkAgreement(doc);
+    expect(hijack.ok, JSON.stringify(hijack)).toBe(true);
+    if (!hijack.ok) throw new Error('unreachable');
+    const signatures = [signAgreement(hijack.agreement, agreementHash(hijack.agreement), { partyId: strangerKeys.identity.id, signingSecret: strangerKeys.signingSecret }, INSIDE)];
+    expect(versionStatus({ agreement: hijack.agreement, signatures }, INSIDE).state).toBe('active');
+    const [s1, s2] = collaborationStatus([signedByBoth(v1), { agreement: hijack.agreement, signatures }], INSIDE);
+    expect(s2?.state).toBe('proposed');
+    expect(s2?.missing).toEqual(expect.arrayContaining([ADV, PUB]));
+    expect(s1).toMatchObject({ state: 'active', supersededBy: null });
   });
 });

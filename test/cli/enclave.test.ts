@@ -95,10 +95,8 @@ describe('malus enclave', () => {
     const entries = (await getLogEntries(advertiser, agreement.id)).map((e) => JSON.parse(e.entry) as { type: string; actor: { id: string }; reasons?: string[] });
     const byPublisher = entries.filter((e) => e.actor.id === publisher.identity.id).map((e) => e.type);
     expect(byPublisher).toEqual(expect.arrayContaining(['key.registered', 'key.granted']));
-    // The embedded service holds no key for the job: its denial is logged, and names no dataset.
-    const embeddedDenial = entries.find((e) => e.type === 'key.denied');
-    expect(embeddedDenial?.reasons).toEqual(['dataset-unavailable']);
-    expect(JSON.stringify(embeddedDenial)).not.toContain('impressions-1');
+    // The embedded service holds no key for the job, so it was not asked: no denial clutters the log.
+    expect(entries.filter((e) => e.type === 'key.denied')).toEqual([]);
 
     // SIGTERM: the worker finishes and says so.
     enclave.child.kill('SIGTERM');

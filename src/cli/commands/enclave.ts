@@ -36,7 +36,7 @@ export function registerEnclave(program: Command, io: CliIo): void {
       const ca = readSimCa(options.simCa);
       const measurement = options.measurement ?? measureBuild().measurement;
       const identity = createWorkerIdentity();
-      const attester = simPlatformAttester(await createSimAttester(ca, new Date()), fromHex(measurement) ?? new Uint8Array());
+      const attester = simPlatformAttester(await createSimAttester(ca, new Date()), fromHex(measurement) ?? new Uint8Array(), { ca });
       const worker = await startWorker(
         {
           identity,

@@ -50,7 +50,12 @@ export function sqliteJobs(db: Database.Database): JobRepository {
              @worker_id, @result, @error, @created_at, @updated_at, (SELECT coalesce(max(seq) + 1, 0) FROM jobs))`,
   );
   const select = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`);
-  const queued = db.prepare<[], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 100`);
+  // The match is in SQL: a filter after a LIMIT would starve a worker behind older jobs it cannot take.
+  const queued = db.prepare<[string], JobRow>(
+    `SELECT ${JOB_COLUMNS} FROM jobs
+     WHERE state = 'queued' AND EXISTS (SELECT 1 FROM json_each(jobs.measurements) WHERE json_each.value = ?)
+     ORDER BY seq LIMIT 1`,
+  );
   const take = db.prepare<[string, string, string]>(
     `UPDATE jobs SET state = 'running', worker_id = ?, updated_at = ? WHERE id = ? AND state = 'queued'`,
   );
@@ -65,7 +70,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     if (events.length > 0) appendEvents(events);
   });
   const claimOnce = db.transaction((workerId: string, measurement: string, now: string): JobRow | undefined => {
-    const job = queued.all().find((row) => (JSON.parse(row.measurements) as string[]).includes(measurement));
+    const job = queued.get(measurement);
     if (job === undefined) return undefined;
     take.run(workerId, now, job.id);
     return select.get(job.id);

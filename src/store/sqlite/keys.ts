@@ -18,10 +18,11 @@ interface KeyRow {
   owner: string;
   wrapped_key: Buffer;
   key_commitment: string;
+  agreement_hash: string;
   created_at: string;
 }
 
-const KEY_COLUMNS = 'dataset_id, collaboration_id, table_name, owner, wrapped_key, key_commitment, created_at';
+const KEY_COLUMNS = 'dataset_id, collaboration_id, table_name, owner, wrapped_key, key_commitment, agreement_hash, created_at';
 const PRUNE_BATCH = 100;
 const MAX_IN_LIST = 500;
 
@@ -39,6 +40,7 @@ const toKey = (row: KeyRow): DatasetKeyRecord => ({
   owner: row.owner,
   wrappedKey: new Uint8Array(row.wrapped_key),
   keyCommitment: row.key_commitment,
+  agreementHash: row.agreement_hash,
   createdAt: row.created_at,
 });
 
@@ -54,10 +56,10 @@ export function sqliteKeys(db: Database.Database): KeyRepository {
     `UPDATE key_challenges SET used_at = ? WHERE challenge = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?
      RETURNING challenge, purpose, issued_at, expires_at`,
   );
-  const selectKey = db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM dataset_keys WHERE dataset_id = ?`);
+  const selectKey = db.prepare<[string, string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM dataset_keys WHERE collaboration_id = ? AND dataset_id = ?`);
   const insertKey = db.prepare<[KeyRow]>(
     `INSERT INTO dataset_keys (${KEY_COLUMNS})
-     VALUES (@dataset_id, @collaboration_id, @table_name, @owner, @wrapped_key, @key_commitment, @created_at)`,
+     VALUES (@dataset_id, @collaboration_id, @table_name, @owner, @wrapped_key, @key_commitment, @agreement_hash, @created_at)`,
   );
   const selectOfCollaboration = db.prepare<[string], KeyRow>(
     `SELECT ${KEY_COLUMNS} FROM dataset_keys WHERE collaboration_id = ? ORDER BY dataset_id`,
@@ -70,11 +72,10 @@ export function sqliteKeys(db: Database.Database): KeyRepository {
   });
 
   const putOnce = db.transaction((row: KeyRow, events: readonly LogAppend[]): 'added' | 'duplicate' => {
-    const existing = selectKey.get(row.dataset_id);
+    const existing = selectKey.get(row.collaboration_id, row.dataset_id);
     if (existing !== undefined) {
       const same =
         existing.key_commitment === row.key_commitment &&
-        existing.collaboration_id === row.collaboration_id &&
         existing.owner === row.owner &&
         existing.table_name === row.table_name;
       if (same) return 'duplicate';
@@ -112,17 +113,18 @@ export function sqliteKeys(db: Database.Database): KeyRepository {
             owner: record.owner,
             wrapped_key: Buffer.from(record.wrappedKey),
             key_commitment: record.keyCommitment,
+            agreement_hash: record.agreementHash,
             created_at: record.createdAt,
           },
           events,
         ),
       );
     },
-    keysOf(datasetIds) {
+    keysOf(collaborationId, datasetIds) {
       return attempt(db, 'read data keys', () => {
         if (datasetIds.length > MAX_IN_LIST) throw new MalusError('invalid-input', `at most ${MAX_IN_LIST} datasets at once`);
         return datasetIds.flatMap((id) => {
-          const row = selectKey.get(id);
+          const row = selectKey.get(collaborationId, id);
           return row === undefined ? [] : [toKey(row)];
         });
       });

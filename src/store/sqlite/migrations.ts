@@ -25,8 +25,8 @@ import { MalusError } from '../../errors/index.js';
  *
  * key_challenges    Single-use attestation challenges: challenge (base64url), purpose, issued_at and
  *                    expires_at (ms since the epoch), used_at (ms, NULL until used).
- * dataset_keys       Data keys held by the key-release service, wrapped under its master key:
- *                    dataset_id, collaboration_id, table_name, owner, wrapped_key, key_commitment.
+ * dataset_keys       Data keys held by the key-release service, wrapped under its master key, one
+ *                    per (collaboration_id, dataset_id): table_name, owner, wrapped_key, key_commitment.
  * jobs               The job queue: kind, spec (JSON), datasets (JSON), measurements the job accepts
  *                    (JSON), state, the worker holding it, and the signed result or the error.
  * workers            Registered enclave workers: signing key (id), platform, measurement,
@@ -125,15 +125,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX key_challenges_by_expiry ON key_challenges (expires_at);
 
       CREATE TABLE dataset_keys (
-        dataset_id       TEXT NOT NULL PRIMARY KEY,
+        dataset_id       TEXT NOT NULL,
         collaboration_id TEXT NOT NULL,
         table_name       TEXT NOT NULL,
         owner            TEXT NOT NULL,
         wrapped_key      BLOB NOT NULL,
         key_commitment  TEXT NOT NULL,
-        created_at       TEXT NOT NULL
-      ) STRICT;
-      CREATE INDEX dataset_keys_by_collaboration ON dataset_keys (collaboration_id, dataset_id);
+        agreement_hash   TEXT NOT NULL,
+        created_at       TEXT NOT NULL,
+        PRIMARY KEY (collaboration_id, dataset_id)
+      ) STRICT, WITHOUT ROWID;
 
       CREATE TABLE jobs (
         id               TEXT NOT NULL PRIMARY KEY,
