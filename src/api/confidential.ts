@@ -88,8 +88,6 @@ export const workerView = z.strictObject({
   lastSeenAt: z.string(),
 });
 
-export const workerList = z.strictObject({ workers: z.array(workerView) });
-
 export const submitJobBody = z.strictObject({
   kind: z.literal('key-check').describe('key-check: the enclave fetches the datasets\' keys and signs commitments to them'),
   datasets: z.array(resourceId).min(1).max(64).refine((d) => new Set(d).size === d.length, 'has duplicates'),

@@ -58,7 +58,6 @@ export {
   simRootView,
   submitJobBody,
   workerJobParams,
-  workerList,
   workerRegistrationBody,
   workerView,
   type ClaimedJobView,

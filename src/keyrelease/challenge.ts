@@ -8,7 +8,7 @@ import type { ChallengeRecord, Store } from '../store/index.js';
 
 export const CHALLENGE_TTL_SECONDS = 60;
 export const CHALLENGE_BYTES = 32;
-export type ChallengePurpose = 'release' | 'registration' | 'service';
+export type ChallengePurpose = 'release' | 'registration';
 
 export async function issueChallenge(store: Pick<Store, 'keys'>, purpose: ChallengePurpose, now: Date): Promise<ChallengeRecord> {
   const record: ChallengeRecord = {

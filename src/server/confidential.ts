@@ -112,8 +112,9 @@ export async function registerWorker(ctx: ServerContext, caller: AuthenticatedPa
     { platforms: [body.platform], measurements: verdict.measurement === null ? [] : [verdict.measurement], maxEvidenceAgeSeconds: 60, allowDebug: false },
     { now, expectedBinding: evidenceBinding({ enclavePublicKey: encryptionKey, challenge: challenge.bytes, agreementHash: '' }), challengeIssuedAt: challenge.issuedAt },
   );
-  if (!appraisal.ok || verdict.measurement === null) {
-    throw new MalusError('attestation-refused', 'worker registration refused', { reasons: appraisal.ok ? [] : [...appraisal.reasons] });
+  if (!appraisal.ok) throw new MalusError('attestation-refused', 'worker registration refused', { reasons: [...appraisal.reasons] });
+  if (verdict.measurement === null) {
+    throw new MalusError('attestation-refused', 'worker registration refused', { reasons: [{ code: 'measurement-not-pinned', message: 'the evidence has no measurement' }] });
   }
   const record = {
     id: caller.signingKey,

@@ -1,11 +1,7 @@
-import { chmodSync, closeSync, openSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify';
 import { createSimAttester, simCaFingerprint, simPlatformAttester } from '../attestation/index.js';
 import { createClient, getSimRootFingerprint, remoteAgreementSource, remoteDecisionLog, remoteJobSource } from '../client/index.js';
-import { fromHex, generateEncryptionKeyPair } from '../crypto/index.js';
-import { loadOrCreateSimCa, measureBuild } from '../engine/index.js';
-import { MalusError } from '../errors/index.js';
+import { generateEncryptionKeyPair } from '../crypto/index.js';
 import type { PartyKeys } from '../identity/index.js';
 import { aesKeyWrapper, loadOrCreateMasterKey, type KeyReleaseContext } from '../keyrelease/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
@@ -13,7 +9,7 @@ import { API_VERSION, baseApp } from './app.js';
 import { registerAuthentication } from './auth.js';
 import { keyReleaseRoutes } from './routes/key-release.js';
 import { metaRoutes } from './routes/meta.js';
-import { prepareDataDir } from './serve.js';
+import { listenError, listeningUrl, prepareDatabaseFile, simPlatformOf } from './startup.js';
 
 // `malus kms serve`: a party's own key-release service, on its own premises. Its data keys, master
 // key and challenges stay in its own data directory. It reads agreements and jobs from the control
@@ -44,14 +40,9 @@ export interface RunningKms {
 }
 
 export async function startKmsServer(options: StartKmsOptions): Promise<RunningKms> {
-  prepareDataDir(options.dataDir);
-  const databasePath = join(options.dataDir, 'kms.db');
-  closeSync(openSync(databasePath, 'a', 0o600));
-  chmodSync(databasePath, 0o600);
+  const databasePath = prepareDatabaseFile(options.dataDir, 'kms.db');
   const now = options.now ?? (() => new Date());
-  const simCa = await loadOrCreateSimCa(options.dataDir, now());
-  const measurement = fromHex(options.simMeasurement ?? measureBuild().measurement);
-  if (measurement?.length !== 48) throw new MalusError('usage', 'a sim measurement is 96 lower-case hex characters (SHA-384)');
+  const { ca: simCa, measurementBytes: measurement } = await simPlatformOf(options.dataDir, now(), options.simMeasurement);
   const control = createClient({ server: options.server, keys: options.keys });
   // Sim workers are attested by the control plane's development CA: trust it (and this service's own).
   const controlSimRoot = await getSimRootFingerprint(control);
@@ -89,19 +80,12 @@ export async function startKmsServer(options: StartKmsOptions): Promise<RunningK
   } catch (error) {
     await app?.close();
     await store.close();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw new MalusError('usage', `cannot listen on ${options.host}:${options.port}: ${code}`);
-    }
-    throw error;
+    throw listenError(error, options);
   }
   const listening = app;
-  const address = listening.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url: listeningUrl(listening, options),
     app: listening,
     store,
     simRoot: simCa.certificate,

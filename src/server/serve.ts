@@ -1,16 +1,14 @@
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify';
-import { MalusError } from '../errors/index.js';
 import { createSimAttester, simCaFingerprint, simPlatformAttester } from '../attestation/index.js';
 import { createClient, httpWorkerPort } from '../client/index.js';
-import { fromHex, generateEncryptionKeyPair } from '../crypto/index.js';
-import { createWorkerIdentity, loadOrCreateSimCa, measureBuild, startWorker, type RunningWorker } from '../engine/index.js';
+import { generateEncryptionKeyPair } from '../crypto/index.js';
+import { createWorkerIdentity, startWorker, type RunningWorker } from '../engine/index.js';
 import { aesKeyWrapper, loadOrCreateMasterKey } from '../keyrelease/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { createConfidentialServices } from './confidential.js';
 import { buildApp } from './app.js';
 import { loadOrCreateLogKey } from './log-key.js';
+import { listenError, listeningUrl, prepareDatabaseFile, simPlatformOf } from './startup.js';
 import { openTransparencyLog, type TransparencyLog } from './transparency.js';
 
 // `malus serve`: the data directory (docs/data-directory.md), the store in it, and a listening app.
@@ -48,35 +46,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Creates the data directory (owner-only) if needed. */
-export function prepareDataDir(dataDir: string): void {
-  try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    chmodSync(dataDir, 0o700);
-  } catch (error) {
-    throw new MalusError('file-unreadable', `cannot use data directory ${dataDir}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-}
-
-function listeningUrl(app: FastifyInstance, options: Pick<StartServerOptions, 'host' | 'port'>): string {
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  return `http://${host}:${port}`;
-}
-
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
-  prepareDataDir(options.dataDir);
-  const databasePath = join(options.dataDir, 'malus.db');
-  // Create the database owner-only; SQLite gives its -wal and -shm files the same mode.
-  closeSync(openSync(databasePath, 'a', 0o600));
-  chmodSync(databasePath, 0o600);
+  const databasePath = prepareDatabaseFile(options.dataDir, 'malus.db');
   const now = options.now ?? (() => new Date());
   // Before the store opens, so that a failure here leaves nothing open.
-  const simCa = await loadOrCreateSimCa(options.dataDir, now());
-  const simMeasurement = options.simMeasurement ?? measureBuild().measurement;
-  const measurementBytes = fromHex(simMeasurement);
-  if (measurementBytes?.length !== 48) throw new MalusError('usage', 'a sim measurement is 96 lower-case hex characters (SHA-384)');
+  const { ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement);
   const store = openSqliteStore({ path: databasePath });
   let app: FastifyInstance | undefined;
   let log: TransparencyLog;
@@ -139,11 +113,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     await worker?.stop();
     await app?.close();
     await store.close();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      throw new MalusError('usage', `cannot listen on ${options.host}:${options.port}: ${code}`);
-    }
-    throw error;
+    throw listenError(error, options);
   }
   let closing: Promise<void> | undefined;
   const running = worker;
