@@ -30,6 +30,7 @@ export function exampleAgreementYaml(parties: ExampleParties, options: ExampleOp
   const { advertiser: adv, publisher: pub, operator: op } = parties;
   const from = new Date(Math.floor(options.validFrom.getTime() / 1000) * 1000);
   const until = new Date(from.getTime() + 90 * DAY_MS);
+  // Every value is quoted: a hex id such as 1234567e890123456789 would otherwise be read as a number.
   const q = (text: string): string => JSON.stringify(text);
   return `# A Malus collaboration agreement (format malus.agreement/v1, see docs/agreement.md).
 # Every party named with the signer role signs the SHA-256 hash of this document's RFC 8785
@@ -49,26 +50,26 @@ validUntil: ${rfc3339(until)}
 # Party ids are derived from the signing key (first 10 bytes of its SHA-256, in hex):
 # \`malus keygen --public FILE\` prints them. Keys are raw 32-byte keys in base64url.
 parties:
-  - id: ${adv.id}
+  - id: ${q(adv.id)}
     name: ${q(adv.name)}
-    signingKey: ${adv.signingKey}       # Ed25519
-    encryptionKey: ${adv.encryptionKey}    # X25519: results are sealed to it
+    signingKey: ${q(adv.signingKey)}       # Ed25519
+    encryptionKey: ${q(adv.encryptionKey)}    # X25519: results are sealed to it
     roles: [provider, analyst, receiver, payer, signer]
-  - id: ${pub.id}
+  - id: ${q(pub.id)}
     name: ${q(pub.name)}
-    signingKey: ${pub.signingKey}
-    encryptionKey: ${pub.encryptionKey}
+    signingKey: ${q(pub.signingKey)}
+    encryptionKey: ${q(pub.encryptionKey)}
     roles: [provider, payee, signer]
-  - id: ${op.id}
+  - id: ${q(op.id)}
     name: ${q(op.name)}
-    signingKey: ${op.signingKey}
-    encryptionKey: ${op.encryptionKey}
+    signingKey: ${q(op.signingKey)}
+    encryptionKey: ${q(op.encryptionKey)}
     roles: [auditor]    # hosts Malus; may audit the log, never sees rows
 
 # Column types are DuckDB type names. Analysis rules use AWS Clean Rooms' field names.
 tables:
   - name: conversions
-    owner: ${adv.id}
+    owner: ${q(adv.id)}
     description: The advertiser's purchases, one row per order.
     columns:
       - { name: email_hash, type: VARCHAR, description: pseudonymized join key }
@@ -89,7 +90,7 @@ tables:
       outputConstraints:              # drop any output row about fewer than 50 people
         - { columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
   - name: impressions
-    owner: ${pub.id}
+    owner: ${q(pub.id)}
     description: The publisher's ad impressions, one row per view.
     columns:
       - { name: email_hash, type: VARCHAR }
@@ -124,7 +125,7 @@ templates:
       GROUP BY i.campaign_id
     parameters:
       - { name: since, type: DATE, min: "2020-01-01", max: "2099-12-31" }
-    approvedBy: [${adv.id}, ${pub.id}]
+    approvedBy: [${q(adv.id)}, ${q(pub.id)}]
 
 # Differential privacy: each query spends from a budget that refreshes monthly.
 privacy:
@@ -134,7 +135,7 @@ privacy:
   policies:
     - { template: reach_and_conversions, required: true, mechanism: laplace, costPerQuery: { epsilon: 1 }, maxRowsPerIdentity: 10 }
 
-receivers: [${adv.id}]    # results are sealed to these parties only
+receivers: [${q(adv.id)}]    # results are sealed to these parties only
 
 # Which enclaves may receive the data keys. \`sim\` is the simulated platform for development:
 # it is NOT confidential and every result made under it says so. Only enclaves whose measurement
@@ -152,8 +153,8 @@ keyRelease:
 settlement:
   chainId: 31337    # the embedded development chain
   currency: { type: native }
-  payer: ${adv.id}
-  payees: [{ party: ${pub.id}, shareBasisPoints: 10000 }]
+  payer: ${q(adv.id)}
+  payees: [{ party: ${q(pub.id)}, shareBasisPoints: 10000 }]
   pricePerResult: "1000000000000000"   # in wei: 0.001 ether per released result
 `;
 }
