@@ -30,7 +30,7 @@ beforeAll(async () => {
   expect((await run(['agreement', 'init', '--out', 'a.yaml', '--advertiser', 'adv.json', '--publisher', 'pub.json', '--operator', 'op.json'])).code).toBe(0);
   // The publisher keeps its keys on its own premises: the agreement names its service.
   const publisher = readKeyFile(join(dir, 'pub.json')).identity.id;
-  const text = readFileSync(join(dir, 'a.yaml'), 'utf8').replace('endpoints: []', `endpoints: [{ owner: ${publisher}, url: "${kms.url}" }]`);
+  const text = readFileSync(join(dir, 'a.yaml'), 'utf8').replace('endpoints: []', `endpoints: [{ owner: "${publisher}", url: "${kms.url}" }]`);
   writeFileSync(join(dir, 'a.yaml'), text);
   agreement = assertAgreement(parseAgreementText(text), 'test agreement');
   expect((await run(['collab', 'propose', 'a.yaml', '--server', server.url, '--key', 'adv.json'])).code).toBe(0);
