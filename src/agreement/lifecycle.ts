@@ -58,17 +58,14 @@ export function collaborationStatus(versions: readonly VersionEvidence[], now: D
   const own = versions.map((v) => versionStatus(v, now));
   const byHash = new Map(own.map((s, i) => [s.hash, i]));
   // Consent: an amendment takes effect only once every signer of the version it amends has signed
-  // it too, so that nobody (an operator with the store in hand, a subset of the parties) can
-  // replace an agreement the others signed.
+  // it too, and only if that version itself came about by consent: otherwise a member could amend
+  // twice, the second time under signers of its own choosing. Nobody (an operator with the store in
+  // hand, a subset of the parties) can put an agreement of their own in place of a signed one.
+  const consent = consentOf(versions, own, byHash);
   const statuses = own.map((status, i) => {
-    const previous = versions[i]?.agreement.previous;
-    const j = previous === null || previous === undefined ? undefined : byHash.get(previous);
-    const older = j === undefined ? undefined : versions[j];
-    if (older === undefined) return status;
-    const needed = older.agreement.parties.filter((p) => p.roles.includes('signer')).map((p) => p.id);
-    const lacking = needed.filter((id) => !status.signed.includes(id) && !status.missing.includes(id));
-    if (lacking.length === 0) return status;
-    const missing = [...status.missing, ...lacking];
+    const { consented, required } = consent[i] ?? { consented: true, required: [] };
+    if (consented) return status;
+    const missing = [...status.missing, ...required.filter((id) => !status.signed.includes(id) && !status.missing.includes(id))];
     return status.state === 'active' ? { ...status, state: 'proposed' as const, missing } : { ...status, missing };
   });
   const result = [...statuses];
@@ -84,6 +81,44 @@ export function collaborationStatus(versions: readonly VersionEvidence[], now: D
     }
   }
   return result;
+}
+
+/**
+ * Consent for each version: a first version, or an amendment of a version that is not among those
+ * given (nothing to check it against; its lineage stops there), is consented; any other version
+ * needs the signatures of every signer of its nearest consented ancestor. An unconsented version in
+ * between neither blocks a later amendment that everyone signed nor lends its own signers to one.
+ */
+function consentOf(
+  versions: readonly VersionEvidence[],
+  own: readonly VersionStatus[],
+  byHash: ReadonlyMap<string, number>,
+): { consented: boolean; required: string[] }[] {
+  const memo = new Map<number, { consented: boolean; required: string[] }>();
+  const parentOf = (i: number): number | undefined => {
+    const previous = versions[i]?.agreement.previous;
+    return previous === null || previous === undefined ? undefined : byHash.get(previous);
+  };
+  const visit = (i: number, depth: number): { consented: boolean; required: string[] } => {
+    const known = memo.get(i);
+    if (known !== undefined) return known;
+    let result = { consented: true, required: [] as string[] };
+    let ancestor = parentOf(i);
+    let steps = 0;
+    // Too deep means a cycle of `previous` links: nothing on it is consented.
+    while (ancestor !== undefined && depth + steps < versions.length && !visit(ancestor, depth + steps + 1).consented) {
+      ancestor = parentOf(ancestor);
+      steps += 1;
+    }
+    if (ancestor !== undefined) {
+      const required = versions[ancestor]?.agreement.parties.filter((p) => p.roles.includes('signer')).map((p) => p.id) ?? [];
+      const cycle = depth + steps >= versions.length;
+      result = { consented: !cycle && required.every((id) => own[i]?.signed.includes(id) === true), required };
+    }
+    memo.set(i, result);
+    return result;
+  };
+  return versions.map((_, i) => visit(i, 0));
 }
 
 /** The active version of a collaboration, if any. */

@@ -15,6 +15,7 @@ export {
   createWorkerIdentity,
   pollOnce,
   registerWorker,
+  registrationSubject,
   runJob,
   startWorker,
   type ClaimedJob,

@@ -78,12 +78,20 @@ export interface WorkerContext {
 
 const sha256Ref = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-/** Registers: evidence bound to the worker's encryption key and a registration challenge (agreement hash ""). */
+/**
+ * What registration evidence binds in the agreement-hash place: the worker's request- and
+ * statement-signing key, so that no host can register an enclave's evidence under a key of its own.
+ */
+export function registrationSubject(signingKey: string): string {
+  return `malus.worker-signing-key/v1:${signingKey}`;
+}
+
+/** Registers: evidence bound to the worker's encryption key, a registration challenge and its signing key. */
 export async function registerWorker(ctx: WorkerContext): Promise<void> {
   const challenge = await ctx.port.registrationChallenge();
   const challengeBytes = fromBase64Url(challenge);
   if (challengeBytes === undefined) throw new MalusError('server-error', 'the registration challenge is not base64url');
-  const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: '' });
+  const binding = evidenceBinding({ enclavePublicKey: ctx.identity.encryption.publicKey, challenge: challengeBytes, agreementHash: registrationSubject(ctx.identity.id) });
   const { evidence, certificates } = await ctx.attester.attest({ binding, publicKey: ctx.identity.encryption.publicKey, now: ctx.now() });
   await ctx.port.register({ platform: ctx.attester.platform, evidence, certificates, encryptionKey: ctx.identity.encryption.publicKey, challenge });
 }
@@ -222,6 +230,10 @@ export async function startWorker(ctx: WorkerContext, options: { pollIntervalMs?
   let wake: (() => void) | undefined;
   const sleep = (ms: number): Promise<void> =>
     new Promise((resolve) => {
+      if (state.stopped) {
+        resolve();
+        return;
+      }
       const timer = setTimeout(resolve, ms);
       wake = () => {
         clearTimeout(timer);

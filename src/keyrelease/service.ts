@@ -172,8 +172,11 @@ export async function registerKey(
     // Remote log: record first, so that no key is ever held without its entry. A registration
     // that is logged and then fails to store is retried by the provider and logged again.
     const [known] = await ctx.store.keys.keysOf(parameters.collaborationId, [parameters.datasetId]);
-    if (known?.keyCommitment === commitment && known.owner === parameters.caller && known.table === parameters.table) {
-      return { created: false, keyCommitment: commitment };
+    if (known !== undefined) {
+      if (known.keyCommitment === commitment && known.owner === parameters.caller && known.table === parameters.table) {
+        return { created: false, keyCommitment: commitment };
+      }
+      throw new MalusError('conflict', `dataset ${parameters.datasetId} already has a different data key`);
     }
     await ctx.decisions.record([event]);
     const outcome = await ctx.store.keys.putKey(recordRow);

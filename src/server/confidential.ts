@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { appraise, evidenceBinding, type Attester, type EvidenceFormat } from '../attestation/index.js';
 import type { JobView, WorkerView } from '../api/index.js';
 import { fromBase64Url, type KeyPair } from '../crypto/index.js';
-import { statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
+import { SIMULATED_NOTICE, registrationSubject, statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
 import { MalusError } from '../errors/index.js';
 import {
   consumeChallenge,
@@ -110,7 +110,11 @@ export async function registerWorker(ctx: ServerContext, caller: AuthenticatedPa
   const appraisal = appraise(
     verdict,
     { platforms: [body.platform], measurements: verdict.measurement === null ? [] : [verdict.measurement], maxEvidenceAgeSeconds: 60, allowDebug: false },
-    { now, expectedBinding: evidenceBinding({ enclavePublicKey: encryptionKey, challenge: challenge.bytes, agreementHash: '' }), challengeIssuedAt: challenge.issuedAt },
+    {
+      now,
+      expectedBinding: evidenceBinding({ enclavePublicKey: encryptionKey, challenge: challenge.bytes, agreementHash: registrationSubject(caller.signingKey) }),
+      challengeIssuedAt: challenge.issuedAt,
+    },
   );
   if (!appraisal.ok) throw new MalusError('attestation-refused', 'worker registration refused', { reasons: [...appraisal.reasons] });
   if (verdict.measurement === null) {
@@ -146,6 +150,11 @@ export function jobView(job: JobRecord): JobView {
   };
 }
 
+/** What a job lists and a worker claims by: the platform and the measurement together. */
+export function claimKey(platform: string, measurement: string): string {
+  return `${platform}/${measurement}`;
+}
+
 /** Queues a job: the caller must be an analyst or provider of the active agreement. */
 export async function submitJob(
   ctx: ServerContext,
@@ -168,7 +177,8 @@ export async function submitJob(
     kind: body.kind,
     spec: { kind: body.kind, datasets: body.datasets },
     datasets: body.datasets,
-    measurements: active.agreement.enclave.measurements,
+    // Claim keys: a worker takes the job only with a platform and a measurement the agreement allows.
+    measurements: active.agreement.enclave.platforms.flatMap((platform) => active.agreement.enclave.measurements.map((m) => claimKey(platform, m))),
     state: 'queued',
     submittedBy: caller.id,
     workerId: null,
@@ -210,7 +220,7 @@ export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty) {
   const worker = await requireWorker(ctx, caller);
   const now = ctx.now();
   await ctx.store.workers.touch(worker.id, now);
-  const job = await ctx.store.jobs.claim(worker.id, worker.measurement, now);
+  const job = await ctx.store.jobs.claim(worker.id, claimKey(worker.platform, worker.measurement), now);
   if (job === undefined) return { job: null };
   return {
     job: {
@@ -255,6 +265,8 @@ export async function finishJob(
   if (statement.agreement !== job.agreementHash) problems.push('the statement names another agreement');
   if (statement.enclave.signingKey !== worker.id) problems.push('the statement is signed by another key');
   if (statement.enclave.measurement !== worker.measurement) problems.push('the statement claims another measurement');
+  if (statement.enclave.platform !== worker.platform) problems.push('the statement claims another platform');
+  if ((statement.notice === SIMULATED_NOTICE) !== (worker.platform === 'sim')) problems.push('a statement carries the simulated notice exactly when the platform is sim');
   if (!verifyStatementSignature(body.result)) problems.push('the statement signature does not verify');
   if (problems.length > 0) throw new MalusError('signature-invalid', problems.join('; '));
   const hash = statementHash(statement);

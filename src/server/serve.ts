@@ -53,7 +53,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const { ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement);
   const store = openSqliteStore({ path: databasePath });
   let app: FastifyInstance | undefined;
-  let log: TransparencyLog;
+  let log: TransparencyLog | undefined;
   let worker: RunningWorker | undefined;
   try {
     // Refuses to serve a log that does not reproduce its own latest checkpoint.
@@ -112,6 +112,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   } catch (error) {
     await worker?.stop();
     await app?.close();
+    // The checkpointer may already run; stop it before the store goes.
+    await log?.stop().catch(() => undefined);
     await store.close();
     throw listenError(error, options);
   }

@@ -257,4 +257,23 @@ describe('amendments need the consent of the signers they amend', () => {
     expect(s2?.missing).toEqual(expect.arrayContaining([ADV, PUB]));
     expect(s1).toMatchObject({ state: 'active', supersededBy: null });
   });
+
+  it('amending twice does not launder consent: a v3 under new signers of a v2 nobody else signed stays proposed', () => {
+    const doc = mutable(v1);
+    doc.version = 2;
+    doc.previous = v1Hash;
+    const strangerKeys = generatePartyKeys('A stranger');
+    const parties = doc.parties as { id: string; name: string; signingKey: string; encryptionKey: string; roles: string[] }[];
+    for (const party of parties) party.roles = party.roles.filter((r) => r !== 'signer');
+    parties.push({ id: strangerKeys.identity.id, name: 'A stranger', signingKey: strangerKeys.identity.signingKey, encryptionKey: strangerKeys.identity.encryptionKey, roles: ['signer'] });
+    const v2b = assertAgreement(doc);
+    const v3doc = mutable(v2b);
+    v3doc.version = 3;
+    v3doc.previous = agreementHash(v2b);
+    const v3b = assertAgreement(v3doc);
+    const bySigner = (agreement: Agreement) => ({ agreement, signatures: [signAgreement(agreement, agreementHash(agreement), { partyId: strangerKeys.identity.id, signingSecret: strangerKeys.signingSecret }, INSIDE)] });
+    const statuses = collaborationStatus([signedByBoth(v1), bySigner(v2b), bySigner(v3b)], INSIDE);
+    expect(statuses.map((s) => s.state)).toEqual(['active', 'proposed', 'proposed']);
+    expect(activeVersion([signedByBoth(v1), bySigner(v2b), bySigner(v3b)], INSIDE)?.hash).toBe(v1Hash);
+  });
 });

@@ -17,8 +17,10 @@ import {
   readSimCa,
   registerWorker,
   runJob,
+  signStatement,
   verifyStatementSignature,
   type ClaimedJob,
+  type ResultStatement,
   type SignedStatement,
   type WorkerContext,
 } from '../../src/engine/index.js';
@@ -175,6 +177,23 @@ describe('runJob against a real server', () => {
     await ctx.port.finish(submitted.id, { result: signed });
     const done = await getJob(advertiser, agreement.id, submitted.id);
     expect(done).toMatchObject({ state: 'succeeded', result: signed });
+  });
+
+  it('has the server refuse a result, signed by the worker itself, that drops the sim notice or claims another platform', async () => {
+    const advertiser = createClient({ server: server.url, keys: parties.advertiser });
+    for (const forged of [
+      (statement: ResultStatement): ResultStatement => (({ notice: _notice, ...rest }) => rest)(statement),
+      (statement: ResultStatement): ResultStatement => ({ ...statement, enclave: { ...statement.enclave, platform: 'nitro' } }),
+    ]) {
+      const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: [dataset] });
+      const claimed = await ctx.port.claim();
+      const honest = await runJob(ctx, claimed as ClaimedJob);
+      const result = signStatement(forged(honest.statement), ctx.identity.signing.secretKey);
+      expect(verifyStatementSignature(result)).toBe(true);
+      const refused = await ctx.port.finish(submitted.id, { result }).then(() => undefined, (error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'signature-invalid' });
+      expect((await getJob(advertiser, agreement.id, submitted.id)).state).toBe('running');
+    }
   });
 
   it('gives a statement whose signature fails once any field changes', () => {

@@ -15,7 +15,7 @@ import {
 } from '../../src/attestation/index.js';
 import { createClient, httpWorkerPort, proposeCollaboration, registerDataKey, signCollaboration, type MalusClient } from '../../src/client/index.js';
 import { fromBase64Url, fromHex, generateEncryptionKeyPair, hpkeOpen, toBase64, toBase64Url, toHex } from '../../src/crypto/index.js';
-import { createWorkerIdentity, readSimCa, registerWorker, type WorkerIdentity } from '../../src/engine/index.js';
+import { createWorkerIdentity, readSimCa, registerWorker, registrationSubject, type WorkerIdentity } from '../../src/engine/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
 import { RELEASE_INFO, releaseAad, sha256Ref } from '../../src/keyrelease/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -489,6 +489,25 @@ describe('key release through the server', () => {
     const jobId = await runningJob(collaboration, worker);
     const granted = await requestRelease(worker, collaboration.id, jobId, collaboration.hash);
     expect(granted.response.statusCode, granted.response.body).toBe(200);
+  });
+
+  it("refuses to register an enclave's evidence under a host's own signing key (binding-mismatch)", async () => {
+    const enclave = createWorkerIdentity();
+    const host = createWorkerIdentity();
+    const port = httpWorkerPort(createClient({ server: server.url, keys: host.keys }));
+    const challenge = await port.registrationChallenge();
+    // The enclave binds its own signing key; the host posts that evidence signed with another.
+    const binding = evidenceBinding({
+      enclavePublicKey: enclave.encryption.publicKey,
+      challenge: fromBase64Url(challenge) ?? new Uint8Array(),
+      agreementHash: registrationSubject(enclave.id),
+    });
+    const { evidence } = await worker.attester.attest({ binding, publicKey: enclave.encryption.publicKey, now: clock.now });
+    const refused = await port
+      .register({ platform: 'sim', evidence, certificates: [], encryptionKey: enclave.encryption.publicKey, challenge })
+      .then(() => undefined, (error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'attestation-refused', reasons: [expect.objectContaining({ code: 'binding-mismatch' })] });
+    expect(await server.store.workers.get(host.id)).toBeUndefined();
   });
 
   it('refuses a worker that is not registered, with 403 forbidden, and logs nothing', async () => {
