@@ -232,8 +232,13 @@ export type { JobView, ServiceAttestationView, WorkerView };
 // plane, but trusts none of its answers: it recomputes the active agreement from the signed
 // documents, and each job only names what the release pipeline checks again.
 
-/** Agreements from the control plane, with the active version recomputed from the signatures. */
+/**
+ * Agreements from the control plane, with the active version recomputed from the signatures. It
+ * remembers the newest version it has seen per collaboration and refuses an answer without it, so
+ * the control plane cannot roll the service back by leaving a newer version out.
+ */
 export function remoteAgreementSource(client: MalusClient): AgreementSource {
+  const newest = new Map<string, { version: number; hash: string }>();
   return {
     async active(collaborationId, now) {
       let view;
@@ -243,9 +248,23 @@ export function remoteAgreementSource(client: MalusClient): AgreementSource {
         if (isMalusError(error, 'not-found')) return undefined;
         throw error;
       }
-      const versions = await Promise.all(view.versions.map((v) => getAgreement(client, collaborationId, { version: v.version })));
+      const fetched = await Promise.all(view.versions.map((v) => getAgreement(client, collaborationId, { version: v.version })));
+      // Hashes are recomputed here: nothing the control plane says about a document is taken on trust.
+      const versions = fetched.map((v) => {
+        const agreement = assertAgreement(v.agreement, `agreement ${v.hash}`);
+        return { agreement, signatures: v.signatures, hash: agreementHash(agreement) };
+      });
+      const seen = newest.get(collaborationId);
+      if (seen !== undefined && !versions.some((v) => v.hash === seen.hash)) {
+        throw new MalusError('server-error', `the control plane no longer shows version ${seen.version} of ${collaborationId}, which it showed before`);
+      }
+      const last = versions.reduce<{ version: number; hash: string } | undefined>(
+        (top, v) => (top === undefined || v.agreement.version > top.version ? { version: v.agreement.version, hash: v.hash } : top),
+        undefined,
+      );
+      if (last !== undefined && (seen === undefined || last.version > seen.version)) newest.set(collaborationId, last);
       return activeAgreement(
-        versions.map((v) => ({ agreement: assertAgreement(v.agreement, `agreement ${v.hash}`), signatures: v.signatures })),
+        versions.map((v) => ({ agreement: v.agreement, signatures: v.signatures })),
         now,
       );
     },

@@ -3,6 +3,7 @@ import { createSimAttester, simCaFingerprint, simPlatformAttester } from '../att
 import { createClient, getSimRootFingerprint, remoteAgreementSource, remoteDecisionLog, remoteJobSource } from '../client/index.js';
 import { generateEncryptionKeyPair } from '../crypto/index.js';
 import type { PartyKeys } from '../identity/index.js';
+import { MalusError } from '../errors/index.js';
 import { aesKeyWrapper, loadOrCreateMasterKey, type KeyReleaseContext } from '../keyrelease/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { API_VERSION, baseApp } from './app.js';
@@ -72,8 +73,16 @@ export async function startKmsServer(options: StartKmsOptions): Promise<RunningK
         keyRelease,
         attester: simPlatformAttester(await createSimAttester(simCa, now()), measurement, { ca: simCa }),
         simRoot: simCa.certificate,
-        // Any signed caller may ask; the pipeline releases only to the worker holding the job.
-        authorizeWorker: () => Promise.resolve(),
+        // Any signed caller may ask for a challenge; a release request counts (and is logged) only
+        // from the worker the control plane says holds that running job, so strangers cannot
+        // probe collaborations or fill their logs through this service.
+        authorizeWorker: async (caller, release) => {
+          if (release === undefined) return;
+          const job = await keyRelease.jobs.get(release.collaborationId, release.jobId);
+          if (job?.state !== 'running' || job.workerId !== caller.signingKey) {
+            throw new MalusError('forbidden', 'only the worker holding a running job of this collaboration may ask for its keys');
+          }
+        },
       }),
     );
     await app.listen({ host: options.host, port: options.port });

@@ -3,9 +3,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertAgreement, parseAgreementText, type Agreement } from '../../src/agreement/index.js';
-import { createClient, getLogEntries, registerDataKey, submitJob, waitForJob } from '../../src/client/index.js';
+import { createClient, getLogEntries, httpWorkerPort, registerDataKey, submitJob, waitForJob } from '../../src/client/index.js';
 import { createSimAttester, produceSimEvidence } from '../../src/attestation/index.js';
-import { measureBuild, readSimCa, verifyStatementSignature } from '../../src/engine/index.js';
+import { createWorkerIdentity, measureBuild, readSimCa, verifyStatementSignature } from '../../src/engine/index.js';
 import { readKeyFile } from '../../src/identity/index.js';
 import { keyCommitment } from '../../src/keyrelease/index.js';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, startDaemon, startServe, tempDir, type ServerProcess } from './helpers.js';
@@ -127,6 +127,28 @@ describe('malus attest verify --format sim', () => {
 });
 
 describe('malus kms serve', () => {
+  it('refuses, unlogged, a release request from a caller that holds no running job', async () => {
+    if (server === undefined || kms === undefined) throw new Error('setup failed');
+    const advertiser = createClient({ server: server.url, keys: readKeyFile(join(dir, 'adv.json')) });
+    const before = (await getLogEntries(advertiser, agreement.id)).length;
+    const stranger = createWorkerIdentity();
+    const port = httpWorkerPort(createClient({ server: server.url, keys: stranger.keys }));
+    const challenge = await port.releaseChallenge(kms.url);
+    const refused = await port
+      .release(kms.url, {
+        collaborationId: agreement.id,
+        jobId: `job-${'0'.repeat(32)}`,
+        challenge,
+        platform: 'sim',
+        evidence: new Uint8Array(64),
+        certificates: [],
+        encryptionKey: stranger.encryption.publicKey,
+      })
+      .then(() => undefined, (error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'forbidden' });
+    expect((await getLogEntries(advertiser, agreement.id)).length).toBe(before);
+  });
+
   it('publishes its development CA and refuses to start without its party key', async () => {
     if (kms === undefined) throw new Error('setup failed');
     const root = (await (await fetch(`${kms.url}/v1/attestation/sim-root`)).json()) as { fingerprint: string };

@@ -29,8 +29,12 @@ export interface KeyReleaseRouteServices {
   readonly keyRelease: KeyReleaseContext;
   readonly attester: Attester;
   readonly simRoot?: Uint8Array;
-  /** Throws unless the caller may ask for challenges and releases (registered workers, under `malus serve`). */
-  readonly authorizeWorker: (caller: AuthenticatedParty) => Promise<void>;
+  /**
+   * Throws unless the caller may ask for challenges and releases: a registered worker under
+   * `malus serve`; under `malus kms serve`, for a release, the worker holding that running job.
+   * A refusal here is not a key-release decision and is not logged.
+   */
+  readonly authorizeWorker: (caller: AuthenticatedParty, release?: { collaborationId: string; jobId: string }) => Promise<void>;
 }
 
 function bytes(text: string, path: string): Uint8Array {
@@ -150,7 +154,7 @@ export function keyReleaseRoutes(services: KeyReleaseRouteServices): FastifyPlug
       },
       handler: async (request) => {
         const caller = callerOf(request);
-        await services.authorizeWorker(caller);
+        await services.authorizeWorker(caller, { collaborationId: request.params.id, jobId: request.body.job });
         if (!(await ctx.agreements.exists(request.params.id))) throw new MalusError('not-found', `collaboration ${request.params.id} not found`);
         const body = request.body;
         const decision = await releaseKeys(ctx, {
