@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { activeAgreement, type Agreement, type AgreementSignature } from '../agreement/index.js';
 import { evidenceBinding, type Attester } from '../attestation/index.js';
 import { fromBase64Url, hpkeOpen, type HpkeSealed, type KeyPair } from '../crypto/index.js';
 import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
-import { RELEASE_INFO, keyCommitment, releaseAad } from '../keyrelease/index.js';
+import { RELEASE_INFO, keyCommitment, releaseAad, sha256Ref } from '../keyrelease/index.js';
 import { SIMULATED_NOTICE, signStatement, type ResultStatement, type SignedStatement } from './statement.js';
 
 // The enclave worker (docs/enclave.md). Its keys are made in memory at start and never leave it;
@@ -75,8 +74,6 @@ export interface WorkerContext {
   readonly now: () => Date;
   readonly log?: (level: 'info' | 'warn', message: string, details?: Record<string, unknown>) => void;
 }
-
-const sha256Ref = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /**
  * What registration evidence binds in the agreement-hash place: the worker's request- and

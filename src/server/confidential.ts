@@ -84,10 +84,11 @@ export interface WorkerRegistration {
   readonly challenge: string;
 }
 
-function bytesOf(text: string, what: string): Uint8Array {
-  const bytes = fromBase64Url(text);
-  if (bytes === undefined) throw new MalusError('invalid-input', `${what} is not canonical base64url`, { issues: [{ path: `body.${what}`, message: 'not canonical base64url' }] });
-  return bytes;
+/** Decodes a base64url field of a request, or refuses it naming its path. */
+export function base64UrlField(text: string, path: string): Uint8Array {
+  const decoded = fromBase64Url(text);
+  if (decoded === undefined) throw new MalusError('invalid-input', `${path} is not canonical base64url`, { issues: [{ path, message: 'not canonical base64url' }] });
+  return decoded;
 }
 
 /**
@@ -98,9 +99,9 @@ function bytesOf(text: string, what: string): Uint8Array {
 export async function registerWorker(ctx: ServerContext, caller: AuthenticatedParty, body: WorkerRegistration): Promise<WorkerView> {
   const services = requireConfidential(ctx);
   const now = ctx.now();
-  const encryptionKey = bytesOf(body.encryptionKey, 'encryptionKey');
-  const evidence = bytesOf(body.evidence, 'evidence');
-  const certificates = body.certificates.map((c, i) => bytesOf(c, `certificates[${i}]`));
+  const encryptionKey = base64UrlField(body.encryptionKey, 'body.encryptionKey');
+  const evidence = base64UrlField(body.evidence, 'body.evidence');
+  const certificates = body.certificates.map((c, i) => base64UrlField(c, `body.certificates[${i}]`));
   const challenge = await consumeChallenge(ctx.store, body.challenge, 'registration', now);
   if (challenge === undefined) {
     throw new MalusError('attestation-refused', 'worker registration refused', { reasons: [{ code: 'challenge-invalid', message: 'the challenge is unknown, used or expired' }] });

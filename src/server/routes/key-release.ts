@@ -14,10 +14,11 @@ import {
   simRootView,
 } from '../../api/index.js';
 import { simCaFingerprint, type Attester } from '../../attestation/index.js';
-import { fromBase64Url, toBase64Url } from '../../crypto/index.js';
+import { toBase64Url } from '../../crypto/index.js';
 import { MalusError } from '../../errors/index.js';
 import { attestService, issueChallenge, registerKey, releaseKeys, type KeyReleaseContext } from '../../keyrelease/index.js';
 import { callerOf, type AuthenticatedParty } from '../auth.js';
+import { base64UrlField } from '../confidential.js';
 
 // The key-release service's routes, the same under `malus serve` (embedded) and `malus kms serve`
 // (a party's own). Every route is signed; a release is answered 403 with its reasons, never with
@@ -35,12 +36,6 @@ export interface KeyReleaseRouteServices {
    * A refusal here is not a key-release decision and is not logged.
    */
   readonly authorizeWorker: (caller: AuthenticatedParty, release?: { collaborationId: string; jobId: string }) => Promise<void>;
-}
-
-function bytes(text: string, path: string): Uint8Array {
-  const decoded = fromBase64Url(text);
-  if (decoded === undefined) throw new MalusError('invalid-input', `${path} is not canonical base64url`, { issues: [{ path, message: 'not canonical base64url' }] });
-  return decoded;
 }
 
 async function requireMember(services: KeyReleaseRouteServices, id: string, caller: AuthenticatedParty): Promise<void> {
@@ -77,7 +72,7 @@ export function keyReleaseRoutes(services: KeyReleaseRouteServices): FastifyPlug
       },
       handler: async (request) => {
         await requireMember(services, request.params.id, callerOf(request));
-        const attested = await attestService(ctx, services.attester, { collaborationId: request.params.id, nonce: bytes(request.query.nonce, 'querystring.nonce') });
+        const attested = await attestService(ctx, services.attester, { collaborationId: request.params.id, nonce: base64UrlField(request.query.nonce, 'querystring.nonce') });
         return {
           collaboration: request.params.id,
           agreement: attested.agreementHash,
@@ -108,7 +103,7 @@ export function keyReleaseRoutes(services: KeyReleaseRouteServices): FastifyPlug
           datasetId: dataset,
           table,
           caller: caller.id,
-          sealed: { enc: bytes(sealedKey.enc, 'body.sealedKey.enc'), ciphertext: bytes(sealedKey.ciphertext, 'body.sealedKey.ciphertext') },
+          sealed: { enc: base64UrlField(sealedKey.enc, 'body.sealedKey.enc'), ciphertext: base64UrlField(sealedKey.ciphertext, 'body.sealedKey.ciphertext') },
         });
         return reply.code(outcome.created ? 201 : 200).send({ dataset, table, owner: caller.id, keyCommitment: outcome.keyCommitment, created: outcome.created });
       },
@@ -164,10 +159,10 @@ export function keyReleaseRoutes(services: KeyReleaseRouteServices): FastifyPlug
           challenge: body.challenge,
           presented: {
             platform: body.platform,
-            evidence: bytes(body.evidence, 'body.evidence'),
-            certificates: body.certificates.map((c, i) => bytes(c, `body.certificates[${i}]`)),
+            evidence: base64UrlField(body.evidence, 'body.evidence'),
+            certificates: body.certificates.map((c, i) => base64UrlField(c, `body.certificates[${i}]`)),
           },
-          enclaveKey: bytes(body.encryptionKey, 'body.encryptionKey'),
+          enclaveKey: base64UrlField(body.encryptionKey, 'body.encryptionKey'),
         });
         if (!decision.granted) {
           request.log.info({ reasons: decision.reasons.map((r) => r.code) }, 'key release denied');
