@@ -57,6 +57,55 @@ function ruleColumns(rule: AnalysisRule): { field: string; names: string[] }[] {
   }
 }
 
+/** The columns `dataset prepare` replaces by pseudonyms: the identity column and the join columns. */
+export function pseudonymizedColumns(table: Table): string[] {
+  const rule = table.analysisRule;
+  const joins = rule.type === 'custom' ? [] : rule.joinColumns;
+  const names = new Set([...(table.identityColumn === null ? [] : [table.identityColumn]), ...joins]);
+  // A C3R fingerprint is already a keyed hash: it is joined on as it is.
+  return table.columns.filter((c) => names.has(c.name) && c.c3r !== 'fingerprint').map((c) => c.name);
+}
+
+function checkPreparation(table: Table, path: string): Issue[] {
+  const issues: Issue[] = [];
+  const pseudonymized = new Set(pseudonymizedColumns(table));
+  table.columns.forEach((column, i) => {
+    const where = `${path}.columns[${i}]`;
+    if (pseudonymized.has(column.name) && column.type !== 'VARCHAR') {
+      issues.push({ path: `${where}.type`, message: `${column.name} is an identity or join column: it is pseudonymized, so its type must be VARCHAR` });
+    }
+    (column.normalize ?? []).forEach((normalizer, j) => {
+      const isDate = normalizer.startsWith('date:');
+      if (isDate && !['DATE', 'TIMESTAMP', 'TIMESTAMPTZ', 'VARCHAR'].includes(column.type)) {
+        issues.push({ path: `${where}.normalize[${j}]`, message: `${normalizer} needs a DATE, TIMESTAMP, TIMESTAMPTZ or VARCHAR column` });
+      }
+      if (!isDate && column.type !== 'VARCHAR') {
+        issues.push({ path: `${where}.normalize[${j}]`, message: `${normalizer} applies to VARCHAR columns only` });
+      }
+    });
+    if (column.c3r !== undefined && table.c3r === undefined) {
+      issues.push({ path: `${where}.c3r`, message: 'a C3R column kind needs the table-level c3r settings' });
+    }
+    if (table.c3r !== undefined && column.c3r === undefined) {
+      issues.push({ path: `${where}.c3r`, message: 'every column of a C3R table names its kind: cleartext, sealed or fingerprint' });
+    }
+    if (column.c3r !== undefined && column.c3r !== 'cleartext' && column.type !== 'VARCHAR') {
+      issues.push({ path: `${where}.type`, message: `a C3R ${column.c3r} column holds text: its type must be VARCHAR` });
+    }
+    if (column.c3r === 'cleartext' && table.c3r?.allowCleartext === false) {
+      issues.push({ path: `${where}.c3r`, message: 'the table\'s C3R settings do not allow cleartext columns' });
+    }
+  });
+  if (table.duplicates === 'reject' && table.identityColumn === null) {
+    issues.push({ path: `${path}.duplicates`, message: 'rejecting duplicates needs an identity column' });
+  }
+  const { min, max } = table.rows ?? {};
+  if (min !== undefined && max !== undefined && min > max) {
+    issues.push({ path: `${path}.rows.min`, message: `rows.min ${min} exceeds rows.max ${max}` });
+  }
+  return issues;
+}
+
 function checkTable(agreement: Agreement, table: Table, path: string): Issue[] {
   const issues = partyRef(agreement, table.owner, `${path}.owner`, 'provider');
   const columns = new Set(table.columns.map((c) => c.name));
@@ -66,6 +115,7 @@ function checkTable(agreement: Agreement, table: Table, path: string): Issue[] {
   if (table.identityColumn !== null && !columns.has(table.identityColumn)) {
     issues.push({ path: `${path}.identityColumn`, message: `column ${table.identityColumn} is not in columns` });
   }
+  issues.push(...checkPreparation(table, path));
   const rule = table.analysisRule;
   for (const { field, names } of ruleColumns(rule)) {
     names.forEach((name, i) => {

@@ -2,6 +2,8 @@ export {
   AGREEMENT_FORMAT,
   AGGREGATE_FUNCTIONS,
   COLUMN_TYPES,
+  C3R_COLUMN_TYPES,
+  NORMALIZER_PATTERN,
   PLATFORMS,
   ROLES,
   agreementSchema,
@@ -21,6 +23,7 @@ export {
 } from './schema.js';
 export { MAX_AGREEMENT_BYTES, assertAgreement, checkAgreement, parseAgreementText, type AgreementCheck } from './parse.js';
 export { agreementHash, canonicalAgreementJson } from './hash.js';
+export { pseudonymizedColumns } from './cross-checks.js';
 export {
   SIGNATURE_FORMAT,
   agreementSignatureSchema,

@@ -71,10 +71,24 @@ export const partySchema = z.strictObject({
   roles: uniqueList(z.enum(ROLES)).min(1),
 });
 
+/**
+ * How `malus dataset prepare` canonicalizes a column before it is pseudonymized, so that the
+ * parties' join keys match (docs/dataset-preparation.md): `trim`, `lowercase`, `uppercase`,
+ * `email`, `e164` or `e164:+CC` (a default country calling code), `date:FORMAT` (strptime).
+ */
+export const NORMALIZER_PATTERN = /^(?:trim|lowercase|uppercase|email|e164(?::\+[1-9]\d{0,2})?|date:[^\s].{0,63})$/;
+export const C3R_COLUMN_TYPES = ['cleartext', 'sealed', 'fingerprint'] as const;
+
 export const columnSchema = z.strictObject({
   name: identifier,
   type: columnType,
   description: z.string().max(2000).optional(),
+  normalize: z
+    .array(z.string().regex(NORMALIZER_PATTERN, 'expected trim, lowercase, uppercase, email, e164, e164:+CC or date:FORMAT'))
+    .max(8)
+    .optional(),
+  /** For a table brought as a C3R file: the column's C3R kind. */
+  c3r: z.enum(C3R_COLUMN_TYPES).optional(),
 });
 
 const aggregateColumnSchema = z.strictObject({
@@ -124,6 +138,20 @@ export const tableSchema = z.strictObject({
   columns: z.array(columnSchema).min(1).max(1000),
   identityColumn: identifier.nullable(),
   analysisRule: analysisRuleSchema,
+  /** Whether several rows may share an identity value (default allow: an impressions table does). */
+  duplicates: z.enum(['allow', 'reject']).optional(),
+  rows: z.strictObject({ min: z.number().int().min(0).optional(), max: z.number().int().min(1).optional() }).optional(),
+  /** The table arrives as AWS Clean Rooms C3R output, encrypted under these collaboration settings. */
+  c3r: z
+    .strictObject({
+      allowCleartext: z.boolean(),
+      allowDuplicates: z.boolean(),
+      allowJoinsOnColumnsWithDifferentNames: z.boolean(),
+      preserveNulls: z.boolean(),
+      /** Whether the enclave may open sealed columns with the provider's C3R secret. */
+      decryptInEnclave: z.boolean(),
+    })
+    .optional(),
 });
 
 export const PARAMETER_TYPES = ['VARCHAR', 'BIGINT', 'DOUBLE', 'DATE', 'TIMESTAMP', 'BOOLEAN'] as const;
@@ -209,6 +237,11 @@ export const agreementSchema = z.strictObject({
   receivers: uniqueList(partyId).min(1),
   enclave: enclavePolicySchema,
   keyRelease: keyReleaseSchema.optional(),
+  /**
+   * The providers' shared join secret, by commitment only (docs/dataset-preparation.md): a provider
+   * holding a different secret is stopped before its pseudonyms silently fail to join.
+   */
+  joinKey: z.strictObject({ commitment: sha256Ref }).optional(),
   settlement: settlementSchema.optional(),
 });
 

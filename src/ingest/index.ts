@@ -1,0 +1,41 @@
+// Data in: the encrypted dataset format, its signed manifest, dataset preparation on the
+// provider's machine, loading inside the enclave, and AWS Clean Rooms C3R compatibility.
+export {
+  CHUNK_BYTES,
+  DATASET_FORMAT,
+  DATA_KEY_BYTES,
+  datasetHeaderSchema,
+  datasetSealer,
+  encodeHeader,
+  newDatasetHeader,
+  openDataset,
+  parseDatasetHeader,
+  type DatasetHeader,
+  type DatasetHeaderFields,
+} from './format/container.js';
+export {
+  MANIFEST_FORMAT,
+  MANIFEST_REASON_CODES,
+  manifestSchema,
+  signManifest,
+  signedManifestSchema,
+  tableSchemaHash,
+  verifyManifest,
+  type DatasetManifest,
+  type ManifestReason,
+  type SignedManifest,
+} from './format/manifest.js';
+export {
+  SEALED_DATA_KEY_FORMAT,
+  openOwnerDataKey,
+  sealDataKeyForOwner,
+  sealedDataKeySchema,
+  type SealedDataKey,
+} from './format/key-at-rest.js';
+export { DATASET_FILES } from './format/files.js';
+export { prepareDataset, type PrepareParameters, type PreparedDataset } from './prepare/prepare.js';
+export { CSV_ENCODINGS, INPUT_FORMATS, MAX_LINE_BYTES, inferFormat, type CsvDialect, type CsvEncoding, type InputFormat } from './prepare/read.js';
+export { JOIN_SECRET_BYTES, deriveJoinKey, joinKeyCommitment, parseJoinSecret, pseudonym } from './prepare/join-key.js';
+export { SHOWN_PROBLEMS } from './prepare/problems.js';
+export { DEFAULT_MEMORY_DIR, loadDataset, type LoadParameters, type LoadedDataset } from './load.js';
+export { ident, literal, openIngestDb, type IngestDb } from './duckdb.js';

@@ -1,0 +1,63 @@
+import { MalusError } from '../../errors/index.js';
+import { literal } from '../duckdb.js';
+
+// Normalizers turn the many spellings of one identifier into one, so that the parties' pseudonyms
+// match (docs/dataset-preparation.md). Each is a DuckDB expression over VARCHAR that yields NULL
+// when a value cannot be normalized; the caller reports those rows.
+
+const EMAIL = String.raw`^[^@\s]+@[^@\s]+\.[^@\s]+$`;
+const E164 = String.raw`^\+[1-9][0-9]{6,14}$`;
+
+/** The e-mail canonical form of UID2 and similar schemes: trimmed, lower-case, Gmail dots and +tags dropped. */
+function email(x: string): string {
+  const t = `lower(trim(${x}))`;
+  const local = `split_part(${t}, '@', 1)`;
+  const domain = `split_part(${t}, '@', 2)`;
+  const gmailLocal = `replace(split_part(${local}, '+', 1), '.', '')`;
+  return (
+    `CASE WHEN NOT regexp_full_match(${t}, ${literal(EMAIL)}) THEN NULL ` +
+    `WHEN ${domain} IN ('gmail.com', 'googlemail.com') THEN ${gmailLocal} || '@gmail.com' ELSE ${t} END`
+  );
+}
+
+/**
+ * E.164: `+` and 7 to 15 digits. Spaces, dots, dashes and brackets go; a leading `00` is the
+ * international prefix; a national number takes the default calling code, after dropping one
+ * trunk `0` (or, for +1, a leading `1` on an 11-digit number).
+ */
+function e164(x: string, countryCode: string | undefined): string {
+  // DuckDB eliminates the repeated subexpressions, so spelling them out costs nothing at run time.
+  const d = `regexp_replace(trim(${x}), '[ ().\\-]', '', 'g')`;
+  let national = 'NULL';
+  if (countryCode !== undefined) {
+    const digits = countryCode.slice(1);
+    const withoutTrunk =
+      digits === '1'
+        ? `CASE WHEN length(${d}) = 11 AND starts_with(${d}, '1') THEN substr(${d}, 2) ELSE ${d} END`
+        : `CASE WHEN starts_with(${d}, '0') THEN substr(${d}, 2) ELSE ${d} END`;
+    national = `'+${digits}' || (${withoutTrunk})`;
+  }
+  const c =
+    `(CASE WHEN starts_with(${d}, '+') THEN ${d} WHEN starts_with(${d}, '00') THEN '+' || substr(${d}, 3) ` +
+    `WHEN regexp_full_match(${d}, '[0-9]+') THEN ${national} ELSE NULL END)`;
+  return `(CASE WHEN regexp_full_match(${c}, ${literal(E164)}) THEN ${c} ELSE NULL END)`;
+}
+
+/** The expression for one normalizer applied to `x` (VARCHAR), for a column of type `target`. */
+export function normalizerSql(normalizer: string, x: string, target: string): string {
+  if (normalizer === 'trim') return `trim(${x})`;
+  if (normalizer === 'lowercase') return `lower(${x})`;
+  if (normalizer === 'uppercase') return `upper(${x})`;
+  if (normalizer === 'email') return email(x);
+  if (normalizer === 'e164' || normalizer.startsWith('e164:')) return e164(x, normalizer === 'e164' ? undefined : normalizer.slice(5));
+  if (normalizer.startsWith('date:')) {
+    const parsed = `try_strptime(trim(${x}), ${literal(normalizer.slice(5))})`;
+    return target === 'VARCHAR' ? `strftime(${parsed}, '%Y-%m-%d')` : `CAST(${parsed} AS VARCHAR)`;
+  }
+  throw new MalusError('agreement-invalid', `unknown normalizer ${normalizer}`);
+}
+
+/** All of a column's normalizers in order, over a VARCHAR expression. */
+export function normalizeSql(normalizers: readonly string[], x: string, target: string): string {
+  return normalizers.reduce((expression, normalizer) => normalizerSql(normalizer, expression, target), x);
+}

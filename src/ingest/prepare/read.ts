@@ -1,0 +1,214 @@
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import type { Column } from '../../agreement/index.js';
+import { MalusError } from '../../errors/index.js';
+import { ident, literal, type IngestDb } from '../duckdb.js';
+import { ProblemList } from './problems.js';
+
+// Reading the provider's input into an in-memory DuckDB table, `malus_raw`, whose columns carry
+// the agreement's names in the agreement's order. CSV is read as text (types are checked later,
+// row by row); rows DuckDB cannot split into the right number of fields are reported by line.
+
+export const INPUT_FORMATS = ['csv', 'parquet', 'jsonl'] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+export const CSV_ENCODINGS = ['utf-8', 'utf-16', 'latin-1'] as const;
+export type CsvEncoding = (typeof CSV_ENCODINGS)[number];
+export const MAX_LINE_BYTES = 8 * 1024 * 1024;
+
+export interface CsvDialect {
+  readonly delimiter?: string;
+  readonly quote?: string;
+  readonly escape?: string;
+  /** Whether the first line names the columns (default true); without, columns are positional. */
+  readonly header?: boolean;
+  /** The text that stands for NULL (default: an empty unquoted field). */
+  readonly nullString?: string;
+  readonly encoding?: CsvEncoding;
+}
+
+export interface StagedInput {
+  readonly rows: number;
+}
+
+export const RAW_TABLE = 'malus_raw';
+
+export function inferFormat(path: string): InputFormat {
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.parquet')) return 'parquet';
+  if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return 'jsonl';
+  return 'csv';
+}
+
+function checkChar(value: string | undefined, option: string): void {
+  if (value !== undefined && Array.from(value).length !== 1) throw new MalusError('usage', `${option} must be exactly one character`);
+}
+
+/** The names in the first CSV record, read by hand so that a broken row further down cannot skew them. */
+function csvHeader(path: string, dialect: CsvDialect): string[] {
+  const fd = openSync(path, 'r');
+  const probe = Buffer.alloc(Math.min(MAX_LINE_BYTES, Math.max(1, statSync(path).size)));
+  let length: number;
+  try {
+    length = readSync(fd, probe, 0, probe.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const encoding = dialect.encoding ?? 'utf-8';
+  // Decoded leniently: a bad byte further down is reported by DuckDB with its line; only a bad
+  // byte inside the header itself is an error here.
+  let text = new TextDecoder(encoding === 'latin-1' ? 'latin1' : encoding === 'utf-16' ? 'utf-16le' : 'utf-8').decode(probe.subarray(0, length));
+  if (text.startsWith('\ufeff')) text = text.slice(1);
+  const delimiter = dialect.delimiter ?? ',';
+  const quote = dialect.quote ?? '"';
+  const escape = dialect.escape ?? quote;
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const ch = text[i] as string;
+    if (quoted) {
+      if (ch === escape && text[i + 1] === quote) {
+        field += quote;
+        i += 1;
+      } else if (ch === quote) quoted = false;
+      else field += ch;
+    } else if (ch === quote) quoted = true;
+    else if (ch === delimiter) {
+      fields.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      fields.push(field);
+      if (fields.some((name) => name.includes('\ufffd'))) {
+        throw new MalusError('invalid-input', `line 1 (the header) is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
+      }
+      return fields;
+    } else field += ch;
+  }
+  if (length === probe.length) throw new MalusError('invalid-input', `line 1 (the header) is longer than ${MAX_LINE_BYTES} bytes`);
+  fields.push(field);
+  return fields;
+}
+
+/** Matches the file's columns to the agreement's: exactly, else ignoring case; every mismatch is reported. */
+function matchColumns(found: readonly string[], columns: readonly Column[]): Map<string, string> {
+  const problems = new ProblemList();
+  const byName = new Map<string, string>();
+  const remaining = new Set(found);
+  for (const column of columns) {
+    const exact = found.find((name) => name === column.name);
+    const loose = exact ?? found.find((name) => name.trim().toLowerCase() === column.name.toLowerCase());
+    if (loose === undefined || !remaining.has(loose)) {
+      problems.add({ column: column.name, message: 'is in the agreement but not in the input' });
+      continue;
+    }
+    remaining.delete(loose);
+    byName.set(column.name, loose);
+  }
+  for (const extra of remaining) {
+    problems.add({ column: extra === '' ? '(unnamed)' : extra, message: 'is in the input but not in the agreement: remove it (only agreed columns leave your machine)' });
+  }
+  problems.throwIfAny('the input header does not match the table');
+  return byName;
+}
+
+/** DuckDB's messages quote the offending line; only its line number and kind may be shown. */
+function readFailure(error: unknown, encoding: string): MalusError {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = /on Line: (\d+)/i.exec(message)?.[1];
+  const at = line === undefined ? 'the input' : `line ${line}`;
+  if (/maximum line size/i.test(message)) return new MalusError('invalid-input', `${at} is longer than the maximum line size of ${MAX_LINE_BYTES} bytes`);
+  if (/unicode|encod/i.test(message)) return new MalusError('invalid-input', `${at} is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
+  if (/no such file|cannot open|could not open/i.test(message)) return new MalusError('file-unreadable', 'cannot open the input file');
+  if (/parquet/i.test(message)) return new MalusError('invalid-input', 'the input is not a readable Parquet file');
+  if (/json/i.test(message)) return new MalusError('invalid-input', `${at} is not valid JSON lines`);
+  return new MalusError('invalid-input', `${at} could not be read as the given format`);
+}
+
+const REJECT_MESSAGES: Record<string, (expected: number, encoding: string) => string> = {
+  'MISSING COLUMNS': (n) => `too few columns (the table has ${n})`,
+  'TOO MANY COLUMNS': (n) => `too many columns (the table has ${n})`,
+  'INVALID ENCODING': (_, encoding) => `is not valid ${encoding.toUpperCase()}`,
+  'UNQUOTED VALUE': () => 'a quoted field is followed by other characters',
+  'LINE SIZE OVER MAXIMUM': () => `is longer than ${MAX_LINE_BYTES} bytes`,
+};
+
+async function csvRejects(db: IngestDb, expected: number, encoding: string, problems: ProblemList): Promise<void> {
+  const reader = await db.connection.runAndReadAll(
+    'SELECT line, min(error_type) AS kind, count(*) OVER () AS total FROM reject_errors GROUP BY line ORDER BY line LIMIT 20',
+  );
+  const rows = reader.getRowObjects();
+  const total = Number(rows[0]?.total ?? 0);
+  problems.addCounted(
+    rows.map((row) => ({ line: Number(row.line), message: (REJECT_MESSAGES[String(row.kind)] ?? (() => String(row.kind).toLowerCase()))(expected, encoding) })),
+    total,
+  );
+}
+
+/** Loads the input into `malus_raw`, or throws every structural problem it found. */
+export async function stageInput(
+  db: IngestDb,
+  input: { path: string; format: InputFormat; dialect?: CsvDialect; columns: readonly Column[] },
+): Promise<StagedInput> {
+  const { path, format, columns } = input;
+  const dialect = input.dialect ?? {};
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (error) {
+    throw new MalusError('file-unreadable', `cannot read input ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (size === 0) throw new MalusError('invalid-input', `the input ${path} is empty`);
+  const encoding = dialect.encoding ?? 'utf-8';
+  let source: string;
+  let select: string;
+  if (format === 'csv') {
+    checkChar(dialect.delimiter, '--delimiter');
+    checkChar(dialect.quote, '--quote');
+    checkChar(dialect.escape, '--escape');
+    const header = dialect.header ?? true;
+    const names = header ? csvHeader(path, dialect) : columns.map((c) => c.name);
+    const byName = header ? matchColumns(names, columns) : new Map(columns.map((c) => [c.name, c.name]));
+    const columnList = names.map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
+    const options = [
+      `header = ${header}`,
+      'auto_detect = false',
+      `columns = {${columnList}}`,
+      `delim = ${literal(dialect.delimiter ?? ',')}`,
+      `quote = ${literal(dialect.quote ?? '"')}`,
+      `escape = ${literal(dialect.escape ?? dialect.quote ?? '"')}`,
+      `encoding = ${literal(encoding)}`,
+      `max_line_size = ${MAX_LINE_BYTES}`,
+      'allow_quoted_nulls = false',
+      'strict_mode = true',
+      'store_rejects = true',
+      'ignore_errors = true',
+      ...(dialect.nullString === undefined ? [] : [`nullstr = ${literal(dialect.nullString)}`]),
+    ];
+    source = `read_csv(${literal(path)}, ${options.join(', ')})`;
+    select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
+  } else {
+    source = format === 'parquet' ? `read_parquet(${literal(path)})` : `read_json(${literal(path)}, format = 'newline_delimited')`;
+    let names: string[];
+    try {
+      const described = await db.connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
+      names = described.getRowObjects().map((row) => String(row.column_name));
+    } catch (error) {
+      throw readFailure(error, encoding);
+    }
+    const byName = matchColumns(names, columns);
+    select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
+  }
+  try {
+    await db.connection.run(`CREATE OR REPLACE TEMP TABLE ${RAW_TABLE} AS SELECT ${select} FROM ${source}`);
+  } catch (error) {
+    throw readFailure(error, encoding);
+  }
+  if (format === 'csv') {
+    const problems = new ProblemList();
+    await csvRejects(db, columns.length, encoding, problems);
+    problems.throwIfAny('the input has malformed rows');
+  }
+  const counted = await db.connection.runAndReadAll(`SELECT count(*) AS n FROM ${RAW_TABLE}`);
+  const rows = Number(counted.getRowObjects()[0]?.n ?? 0);
+  if (rows === 0) throw new MalusError('invalid-input', 'the input has no data rows');
+  return { rows };
+}

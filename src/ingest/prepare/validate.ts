@@ -1,0 +1,114 @@
+import { pseudonymizedColumns, type Column, type Table } from '../../agreement/index.js';
+import { ident, type IngestDb } from '../duckdb.js';
+import { pseudonymSql } from './join-key.js';
+import { normalizeSql } from './normalize.js';
+import { ProblemList, type Problem } from './problems.js';
+import { RAW_TABLE } from './read.js';
+
+// Every value check runs in one DuckDB pass over the staged rows: each row yields the ids of the
+// checks it fails; the first 20 failures are described and the rest counted. A value is quoted in
+// a message only for ordinary columns on the provider's own machine, never for identity or join
+// columns.
+
+interface Check {
+  readonly column: string;
+  readonly failing: string;
+  readonly message: string;
+  readonly quoteValue: boolean;
+}
+
+export interface PreparationPlan {
+  /** The SELECT list that turns `malus_raw` into the dataset's rows, in the agreement's column order. */
+  readonly output: string;
+  readonly checks: readonly Check[];
+}
+
+const C3R_PREFIX = { sealed: '02:enc:', fingerprint: '02:hmac:' } as const;
+
+function columnPlan(table: Table, column: Column, joinKey: Uint8Array | undefined, sensitive: Set<string>, pseudonymized: Set<string>) {
+  const raw = ident(column.name);
+  const checks: Check[] = [];
+  const quoteValue = !sensitive.has(column.name);
+  const text = `CAST(${raw} AS VARCHAR)`;
+  let value = text;
+  const normalizers = column.normalize ?? [];
+  if (normalizers.length > 0) {
+    value = `(${normalizeSql(normalizers, text, column.type)})`;
+    checks.push({ column: column.name, failing: `${value} IS NULL AND ${raw} IS NOT NULL`, message: `cannot be normalized with ${normalizers.join(', ')}`, quoteValue });
+  }
+  if (column.c3r === 'sealed' || column.c3r === 'fingerprint') {
+    const prefix = C3R_PREFIX[column.c3r];
+    checks.push({ column: column.name, failing: `${raw} IS NOT NULL AND NOT starts_with(${text}, '${prefix}')`, message: `is not a C3R ${column.c3r} cell (${prefix}…)`, quoteValue: false });
+  }
+  let typed = value;
+  if (column.type !== 'VARCHAR') {
+    typed = `TRY_CAST(${value} AS ${column.type})`;
+    checks.push({ column: column.name, failing: `${typed} IS NULL AND ${value} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
+  }
+  if (column.name === table.identityColumn) {
+    checks.push({ column: column.name, failing: `${typed} IS NULL OR trim(CAST(${typed} AS VARCHAR)) = ''`, message: 'is empty: the identity column must hold a value on every row', quoteValue: false });
+  }
+  const output = joinKey !== undefined && pseudonymized.has(column.name) ? pseudonymSql(joinKey, typed) : typed;
+  return { output: `${output} AS ${raw}`, checks };
+}
+
+export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
+  const pseudonymized = new Set(pseudonymizedColumns(table));
+  const rule = table.analysisRule;
+  const sensitive = new Set([...pseudonymized, ...(table.identityColumn === null ? [] : [table.identityColumn]), ...(rule.type === 'custom' ? [] : rule.joinColumns)]);
+  const plans = table.columns.map((column) => columnPlan(table, column, joinKey, sensitive, pseudonymized));
+  return { output: plans.map((p) => p.output).join(', '), checks: plans.flatMap((p) => p.checks) };
+}
+
+function shown(value: unknown): string {
+  const text = String(value);
+  return text.length > 40 ? `'${text.slice(0, 40)}…'` : `'${text}'`;
+}
+
+/** Runs every check of the plan, plus duplicates and row limits, and throws all it finds. */
+export async function validateStaged(db: IngestDb, table: Table, plan: PreparationPlan, rows: number): Promise<void> {
+  const problems = new ProblemList();
+  if (plan.checks.length > 0) {
+    const flags = plan.checks.map((check, i) => `CASE WHEN ${check.failing} THEN ${i} END`).join(', ');
+    const reader = await db.connection.runAndReadAll(
+      `WITH f AS (SELECT rowid AS r, unnest([${flags}]) AS k FROM ${RAW_TABLE}) ` +
+        `SELECT r, k, count(*) OVER () AS total FROM f WHERE k IS NOT NULL ORDER BY r, k LIMIT 20`,
+    );
+    const failures = reader.getRowObjects();
+    const examples: Problem[] = [];
+    for (const failure of failures) {
+      const check = plan.checks[Number(failure.k)] as Check;
+      let message = check.message;
+      if (check.quoteValue) {
+        const value = await db.connection.runAndReadAll(`SELECT CAST(${ident(check.column)} AS VARCHAR) AS v FROM ${RAW_TABLE} WHERE rowid = ${Number(failure.r)}`);
+        message = `${shown(value.getRowObjects()[0]?.v)} ${message}`;
+      }
+      examples.push({ row: Number(failure.r) + 1, column: check.column, message });
+    }
+    problems.addCounted(examples, Number(failures[0]?.total ?? 0));
+  }
+  if (table.duplicates === 'reject' && table.identityColumn !== null) {
+    const identity = identityExpression(table);
+    const reader = await db.connection.runAndReadAll(
+      `SELECT list(rowid + 1 ORDER BY rowid)[1:3] AS at, count(*) OVER () AS total FROM ${RAW_TABLE} ` +
+        `WHERE ${identity} IS NOT NULL GROUP BY ${identity} HAVING count(*) > 1 ORDER BY min(rowid) LIMIT 20`,
+    );
+    const groups = reader.getRowObjects();
+    problems.addCounted(
+      groups.map((group) => {
+        const at = (group.at as { items: unknown[] }).items.map(Number);
+        return { row: at[0] as number, column: table.identityColumn as string, message: `repeats the identity of row${at.length > 2 ? 's' : ''} ${at.slice(1).join(', ')} (the table's duplicates policy is reject)` };
+      }),
+      Number(groups[0]?.total ?? 0),
+    );
+  }
+  if (table.rows?.min !== undefined && rows < table.rows.min) problems.add({ message: `the input has ${rows} rows; the agreement requires at least ${table.rows.min}` });
+  if (table.rows?.max !== undefined && rows > table.rows.max) problems.add({ message: `the input has ${rows} rows; the agreement allows at most ${table.rows.max}` });
+  problems.throwIfAny(`the input does not satisfy table ${table.name}`);
+}
+
+function identityExpression(table: Table): string {
+  const column = table.columns.find((c) => c.name === table.identityColumn) as Column;
+  const text = `CAST(${ident(column.name)} AS VARCHAR)`;
+  return (column.normalize ?? []).length > 0 ? `(${normalizeSql(column.normalize ?? [], text, column.type)})` : text;
+}

@@ -1,0 +1,196 @@
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agreementHash, type Agreement } from '../../src/agreement/index.js';
+import { MalusError } from '../../src/errors/index.js';
+import {
+  DATASET_FILES,
+  deriveJoinKey,
+  joinKeyCommitment,
+  loadDataset,
+  openIngestDb,
+  openOwnerDataKey,
+  prepareDataset,
+  pseudonym,
+  sealedDataKeySchema,
+  signedManifestSchema,
+  verifyManifest,
+  type PrepareParameters,
+} from '../../src/ingest/index.js';
+import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
+
+let dir: string;
+let keys: ExampleKeys;
+let agreement: Agreement;
+const secret = randomBytes(32);
+
+const CONVERSIONS = [
+  'email_hash,campaign_id,order_date,order_value',
+  ' A1B2 ,c-1,2026-01-02,10.50',
+  'c3d4,c-2,2026-01-03,7.25',
+  'A1B2,"c,3",2026-01-04,0',
+].join('\n');
+
+function write(name: string, text: string | Buffer): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function params(input: string, extra: Partial<PrepareParameters> = {}): PrepareParameters {
+  return {
+    agreement,
+    agreementHash: agreementHash(agreement),
+    table: 'conversions',
+    input,
+    keys: keys.advertiser,
+    out: join(dir, `out-${randomBytes(4).toString('hex')}`),
+    joinSecret: secret,
+    ...extra,
+  };
+}
+
+async function prepareError(parameters: PrepareParameters): Promise<MalusError> {
+  try {
+    await prepareDataset(parameters);
+  } catch (error) {
+    expect(error).toBeInstanceOf(MalusError);
+    expect(() => statSync(parameters.out)).toThrow();
+    return error as MalusError;
+  }
+  throw new Error('prepareDataset did not fail');
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'malus-prepare-'));
+  keys = makeKeys();
+  const a = mutable(makeAgreement(keys));
+  a.tables[0].columns[0].normalize = ['trim', 'lowercase'];
+  agreement = a;
+});
+afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+describe('dataset prepare and load', () => {
+  it('writes ciphertext, a signed manifest and the sealed key; the enclave loads exactly the normalized, pseudonymized rows', async () => {
+    const prepared = await prepareDataset(params(write('conversions.csv', CONVERSIONS)));
+    const signed = signedManifestSchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.manifest), 'utf8')));
+    expect(signed.manifest.rows).toBe(3);
+    expect(verifyManifest(signed, { agreement, lineage: [agreementHash(agreement)] })).toMatchObject({ ok: true });
+    const ciphertext = readFileSync(join(prepared.dir, DATASET_FILES.ciphertext));
+    expect(ciphertext.includes(Buffer.from('c-1'))).toBe(false);
+    expect(ciphertext.includes(Buffer.from('PAR1'))).toBe(false);
+    expect(statSync(join(prepared.dir, DATASET_FILES.dataKey)).mode & 0o777).toBe(0o600);
+
+    const sealed = sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8')));
+    const key = await openOwnerDataKey(sealed, keys.advertiser);
+    const db = await openIngestDb();
+    try {
+      const table = agreement.tables[0]!;
+      const loaded = await loadDataset({ connection: db.connection, source: createReadStream(join(prepared.dir, DATASET_FILES.ciphertext)), key, manifest: signed.manifest, table });
+      expect(loaded.rows).toBe(3);
+      const rows = (await db.connection.runAndReadAll('SELECT email_hash, campaign_id, CAST(order_date AS VARCHAR) d, CAST(order_value AS VARCHAR) v FROM conversions ORDER BY d')).getRows();
+      const joinKey = deriveJoinKey(secret, agreement.id);
+      expect(rows).toEqual([
+        [pseudonym(joinKey, 'a1b2'), 'c-1', '2026-01-02', '10.50'],
+        [pseudonym(joinKey, 'c3d4'), 'c-2', '2026-01-03', '7.25'],
+        [pseudonym(joinKey, 'a1b2'), 'c,3', '2026-01-04', '0.00'],
+      ]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('reports every bad value with its row and column, values of identity columns never quoted', async () => {
+    const lines = ['email_hash,campaign_id,order_date,order_value', ',c-1,2026-01-02,1', 'x,c-2,yesterday,1', 'y,c-3,2026-01-02,abc'];
+    const error = await prepareError(params(write('bad-values.csv', lines.join('\n'))));
+    expect(error.describe()).toBe(
+      [
+        'the input does not satisfy table conversions: 3 problems',
+        'row 1, column email_hash: is empty: the identity column must hold a value on every row',
+        "row 2, column order_date: 'yesterday' is not a valid DATE",
+        "row 3, column order_value: 'abc' is not a valid DECIMAL(12,2)",
+      ].join('\n'),
+    );
+  });
+
+  it('shows the first 20 problems and counts the rest', async () => {
+    const lines = ['email_hash,campaign_id,order_date,order_value'];
+    for (let i = 0; i < 25; i += 1) lines.push(`e${i},c,2026-01-01,bad`);
+    const error = await prepareError(params(write('many.csv', lines.join('\n'))));
+    expect(error.issues).toHaveLength(21);
+    expect(error.message).toBe('the input does not satisfy table conversions: 25 problems');
+    expect(error.issues[20]?.message).toBe('… and 5 more problems');
+  });
+
+  it('refuses a header that does not match the table', async () => {
+    const error = await prepareError(params(write('header.csv', 'email,campaign_id,order_date,order_value,secret\nx,c,2026-01-01,1,s\n')));
+    expect(error.describe()).toBe(
+      [
+        'the input header does not match the table: 3 problems',
+        'column email_hash: is in the agreement but not in the input',
+        'column email: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
+        'column secret: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
+      ].join('\n'),
+    );
+  });
+
+  it('refuses an empty file and a header without rows', async () => {
+    expect((await prepareError(params(write('empty.csv', '')))).message).toMatch(/^the input .*empty\.csv is empty$/);
+    expect((await prepareError(params(write('header-only.csv', 'email_hash,campaign_id,order_date,order_value\n')))).message).toBe('the input has no data rows');
+  });
+
+  it('refuses rows with too few or too many columns, naming the line', async () => {
+    const text = 'email_hash,campaign_id,order_date,order_value\na,c,2026-01-01,1\nb,c\nc,c,2026-01-01,1,9\n';
+    expect((await prepareError(params(write('columns.csv', text)))).describe()).toBe(
+      ['the input has malformed rows: 2 problems', 'line 3: too few columns (the table has 4)', 'line 4: too many columns (the table has 4)'].join('\n'),
+    );
+  });
+
+  it('refuses input that is not UTF-8, and a 50 MB single line', async () => {
+    const latin = Buffer.concat([Buffer.from('email_hash,campaign_id,order_date,order_value\na,caf'), Buffer.from([0xe9]), Buffer.from(',2026-01-01,1\n')]);
+    expect((await prepareError(params(write('latin1.csv', latin)))).describe()).toBe('the input has malformed rows: 1 problem\nline 2: is not valid UTF-8');
+    const long = `email_hash,campaign_id,order_date,order_value\na,${'x'.repeat(50 * 1024 * 1024)},2026-01-01,1\n`;
+    expect((await prepareError(params(write('long.csv', long)))).describe()).toBe('the input has malformed rows: 1 problem\nline 2: is longer than 8388608 bytes');
+  });
+
+  it('reads another dialect, Parquet and JSON lines', async () => {
+    const semicolon = CONVERSIONS.replaceAll(',', ';').replace('"c;3"', "'c,3'");
+    const fromCsv = await prepareDataset(params(write('semi.csv', semicolon), { dialect: { delimiter: ';', quote: "'" } }));
+    expect(fromCsv.signed.manifest.rows).toBe(3);
+    const db = await openIngestDb();
+    const parquet = join(dir, 'conv.parquet');
+    const jsonl = join(dir, 'conv.jsonl');
+    await db.connection.run(`COPY (SELECT * FROM read_csv('${write('c.csv', CONVERSIONS)}', all_varchar=true)) TO '${parquet}' (FORMAT parquet)`);
+    await db.connection.run(`COPY (SELECT * FROM read_csv('${join(dir, 'c.csv')}', all_varchar=true)) TO '${jsonl}' (FORMAT json)`);
+    db.close();
+    expect((await prepareDataset(params(parquet))).signed.manifest.source).toBe('parquet');
+    expect((await prepareDataset(params(jsonl))).signed.manifest.rows).toBe(3);
+  });
+
+  it('refuses a table of another owner, a missing join secret and a secret the agreement does not commit to', async () => {
+    const input = write('c2.csv', CONVERSIONS);
+    expect((await prepareError(params(input, { keys: keys.publisher }))).code).toBe('forbidden');
+    expect((await prepareError(params(input, { joinSecret: undefined }))).message).toMatch(/pseudonymizes email_hash/);
+    const committed = mutable(agreement);
+    committed.joinKey = { commitment: joinKeyCommitment(deriveJoinKey(secret, agreement.id), agreement.id) };
+    await expect(prepareDataset(params(input, { agreement: committed, agreementHash: agreementHash(committed) }))).resolves.toBeDefined();
+    const wrong = await prepareError(params(input, { agreement: committed, agreementHash: agreementHash(committed), joinSecret: randomBytes(32) }));
+    expect(wrong.message).toMatch(/not the one the agreement commits to/);
+  });
+
+  it('rejects duplicate identities when the table says so, and enforces row limits', async () => {
+    const strict = mutable(agreement);
+    strict.tables[0].duplicates = 'reject';
+    strict.tables[0].rows = { max: 2 };
+    const error = await prepareError(params(write('dups.csv', CONVERSIONS), { agreement: strict, agreementHash: agreementHash(strict) }));
+    expect(error.describe()).toBe(
+      [
+        'the input does not satisfy table conversions: 2 problems',
+        'row 1, column email_hash: repeats the identity of row 3 (the table\'s duplicates policy is reject)',
+        'the input has 3 rows; the agreement allows at most 2',
+      ].join('\n'),
+    );
+  });
+});
