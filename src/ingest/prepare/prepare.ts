@@ -13,7 +13,7 @@ import { sealDataKeyForOwner } from '../format/key-at-rest.js';
 import { MANIFEST_FORMAT, sha256Of, signManifest, tableSchemaHash, type SignedManifest } from '../format/manifest.js';
 import { createNamedPipe } from '../pipe.js';
 import { deriveJoinKey, joinKeyCommitment } from './join-key.js';
-import { RAW_TABLE, inferFormat, stageInput, type CsvDialect, type InputFormat } from './read.js';
+import { inferFormat, stageInput, type CsvDialect, type InputFormat } from './read.js';
 import { planPreparation, validateStaged } from './validate.js';
 
 // `malus dataset prepare`, on the provider's machine: read, check against the agreement,
@@ -94,7 +94,7 @@ async function writeCiphertext(db: IngestDb, output: string, file: string, seal:
     })();
     try {
       await db.connection.run(
-        `COPY (SELECT ${output} FROM ${RAW_TABLE}) TO ${literal(pipe.path)} (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false)`,
+        `COPY (${output}) TO ${literal(pipe.path)} (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false)`,
       );
     } catch (error) {
       // Unblock the reader, which may still wait for a writer to open the pipe.
@@ -135,6 +135,7 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
       schemaHash: tableSchemaHash(table),
       rows: staged.rows,
     });
+    for (const statement of plan.maps) await db.connection.run(statement);
     const seal = datasetSealer(header, dataKey);
     const ciphertext = await writeCiphertext(db, plan.output, join(staging, DATASET_FILES.ciphertext), seal);
     const signed = signManifest(

@@ -18,14 +18,16 @@ interface Check {
 }
 
 export interface PreparationPlan {
-  /** The SELECT list that turns `malus_raw` into the dataset's rows, in the agreement's column order. */
+  /** The query that turns `malus_raw` into the dataset's rows, in the agreement's column order. */
   readonly output: string;
+  /** Statements that build the pseudonym maps `output` joins with; run after validation. */
+  readonly maps: readonly string[];
   readonly checks: readonly Check[];
 }
 
 const C3R_PREFIX = { sealed: '02:enc:', fingerprint: '02:hmac:' } as const;
 
-function columnPlan(table: Table, column: Column, joinKey: Uint8Array | undefined, sensitive: Set<string>, pseudonymized: Set<string>) {
+function columnPlan(table: Table, column: Column, sensitive: Set<string>) {
   const raw = ident(column.name);
   const checks: Check[] = [];
   const quoteValue = !sensitive.has(column.name);
@@ -48,16 +50,31 @@ function columnPlan(table: Table, column: Column, joinKey: Uint8Array | undefine
   if (column.name === table.identityColumn) {
     checks.push({ column: column.name, failing: `${typed} IS NULL OR trim(CAST(${typed} AS VARCHAR)) = ''`, message: 'is empty: the identity column must hold a value on every row', quoteValue: false });
   }
-  const output = joinKey !== undefined && pseudonymized.has(column.name) ? pseudonymSql(joinKey, typed) : typed;
-  return { output: `${output} AS ${raw}`, checks };
+  return { typed, checks };
 }
 
 export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
   const pseudonymized = new Set(pseudonymizedColumns(table));
   const rule = table.analysisRule;
   const sensitive = new Set([...pseudonymized, ...(table.identityColumn === null ? [] : [table.identityColumn]), ...(rule.type === 'custom' ? [] : rule.joinColumns)]);
-  const plans = table.columns.map((column) => columnPlan(table, column, joinKey, sensitive, pseudonymized));
-  return { output: plans.map((p) => p.output).join(', '), checks: plans.flatMap((p) => p.checks) };
+  const select: string[] = [];
+  const joins: string[] = [];
+  const maps: string[] = [];
+  const checks: Check[] = [];
+  for (const column of table.columns) {
+    const plan = columnPlan(table, column, sensitive);
+    checks.push(...plan.checks);
+    if (joinKey === undefined || !pseudonymized.has(column.name)) {
+      select.push(`${plan.typed} AS ${ident(column.name)}`);
+      continue;
+    }
+    // Identifiers repeat (one person, many rows): hash each distinct value once, then join.
+    const map = `malus_map_${maps.length}`;
+    maps.push(`CREATE OR REPLACE TEMP TABLE ${map} AS SELECT v, ${pseudonymSql(joinKey, 'v')} AS p FROM (SELECT DISTINCT ${plan.typed} AS v FROM ${RAW_TABLE}) WHERE v IS NOT NULL`);
+    joins.push(`LEFT JOIN ${map} ON ${map}.v = ${plan.typed}`);
+    select.push(`${map}.p AS ${ident(column.name)}`);
+  }
+  return { output: `SELECT ${select.join(', ')} FROM ${RAW_TABLE} ${joins.join(' ')}`, maps, checks };
 }
 
 function shown(value: unknown): string {
@@ -68,7 +85,9 @@ function shown(value: unknown): string {
 /** Runs every check of the plan, plus duplicates and row limits, and throws all it finds. */
 export async function validateStaged(db: IngestDb, table: Table, plan: PreparationPlan, rows: number): Promise<void> {
   const problems = new ProblemList();
-  if (plan.checks.length > 0) {
+  // Most inputs are clean: one pass that stops at nothing tells, before any detail is gathered.
+  const anyFailing = plan.checks.length === 0 ? 0 : await countWhere(db, plan.checks.map((c) => `(${c.failing})`).join(' OR '));
+  if (anyFailing > 0) {
     const flags = plan.checks.map((check, i) => `CASE WHEN ${check.failing} THEN ${i} END`).join(', ');
     const reader = await db.connection.runAndReadAll(
       `WITH f AS (SELECT rowid AS r, unnest([${flags}]) AS k FROM ${RAW_TABLE}) ` +
@@ -105,6 +124,11 @@ export async function validateStaged(db: IngestDb, table: Table, plan: Preparati
   if (table.rows?.min !== undefined && rows < table.rows.min) problems.add({ message: `the input has ${rows} rows; the agreement requires at least ${table.rows.min}` });
   if (table.rows?.max !== undefined && rows > table.rows.max) problems.add({ message: `the input has ${rows} rows; the agreement allows at most ${table.rows.max}` });
   problems.throwIfAny(`the input does not satisfy table ${table.name}`);
+}
+
+async function countWhere(db: IngestDb, condition: string): Promise<number> {
+  const reader = await db.connection.runAndReadAll(`SELECT count(*) AS n FROM ${RAW_TABLE} WHERE ${condition}`);
+  return Number(reader.getRowObjects()[0]?.n ?? 0);
 }
 
 function identityExpression(table: Table): string {
