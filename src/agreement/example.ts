@@ -17,6 +17,8 @@ export interface ExampleOptions {
   readonly validFrom: Date;
   /** Enclave measurements to pin (`malus enclave measure`); `agreement init` and the demo pin the build's. */
   readonly measurements?: readonly string[];
+  /** The providers' join-key commitment (`malus dataset join-secret`), when they have made one. */
+  readonly joinKeyCommitment?: string;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -72,7 +74,8 @@ tables:
     owner: ${q(adv.id)}
     description: The advertiser's purchases, one row per order.
     columns:
-      - { name: email_hash, type: VARCHAR, description: pseudonymized join key }
+      # Normalized, then replaced by HMAC-SHA256 under the providers' join key at \`dataset prepare\`.
+      - { name: email_hash, type: VARCHAR, normalize: [trim, lowercase], description: SHA-256 of the e-mail address }
       - { name: campaign_id, type: VARCHAR }
       - { name: order_date, type: DATE }
       - { name: order_value, type: "DECIMAL(12,2)" }
@@ -93,7 +96,7 @@ tables:
     owner: ${q(pub.id)}
     description: The publisher's ad impressions, one row per view.
     columns:
-      - { name: email_hash, type: VARCHAR }
+      - { name: email_hash, type: VARCHAR, normalize: [trim, lowercase] }
       - { name: campaign_id, type: VARCHAR }
       - { name: shown_at, type: TIMESTAMP }
       - { name: placement, type: VARCHAR }
@@ -149,7 +152,16 @@ enclave:
 
 keyRelease:
   endpoints: []     # empty: the key-release service embedded in the Malus server
-
+${
+  options.joinKeyCommitment === undefined
+    ? ''
+    : `
+# The providers' shared join secret, by commitment only: a provider holding another one is stopped
+# at \`dataset prepare\` (see docs/dataset-preparation.md).
+joinKey:
+  commitment: ${q(options.joinKeyCommitment)}
+`
+}
 settlement:
   chainId: 31337    # the embedded development chain
   currency: { type: native }

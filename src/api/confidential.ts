@@ -89,7 +89,9 @@ export const workerView = z.strictObject({
 });
 
 export const submitJobBody = z.strictObject({
-  kind: z.literal('key-check').describe('key-check: the enclave fetches the datasets\' keys and signs commitments to them'),
+  kind: z
+    .enum(['key-check', 'dataset-check'])
+    .describe("key-check: the enclave fetches the datasets' keys and signs commitments to them; dataset-check: it also decrypts every dataset into DuckDB and signs row counts and ciphertext hashes"),
   datasets: z.array(resourceId).min(1).max(64).refine((d) => new Set(d).size === d.length, 'has duplicates'),
 });
 

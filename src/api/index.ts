@@ -65,3 +65,16 @@ export {
   type ServiceAttestationView,
   type WorkerView,
 } from './confidential.js';
+export {
+  datasetIdSchema,
+  datasetList,
+  datasetParams,
+  datasetView,
+  uploadPieceHeaders,
+  uploadProgressView,
+  uploadStateView,
+  workerDatasetParams,
+  type DatasetView,
+  type UploadProgressView,
+  type UploadStateView,
+} from './datasets.js';

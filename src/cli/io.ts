@@ -7,6 +7,8 @@ export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /** Standard error as a stream, when it is one: progress bars draw on it only when it is a TTY. */
+  readonly errStream?: NodeJS.WriteStream;
   /** Resolves when the command should stop (SIGINT/SIGTERM for long-running commands). */
   readonly stopSignal: () => Promise<string>;
 }

@@ -46,6 +46,7 @@ export function processIo(): CliIo {
     },
     err: (text) => process.stderr.write(text),
     env: process.env,
+    errStream: process.stderr,
     stopSignal: () =>
       new Promise((resolve) => {
         const stop = (signal: string): void => {

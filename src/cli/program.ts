@@ -2,11 +2,13 @@ import { Command } from 'commander';
 import { registerAgreement } from './commands/agreement.js';
 import { registerAttest } from './commands/attest.js';
 import { registerCollab } from './commands/collab.js';
+import { registerDataset } from './commands/dataset.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
 import { registerEnclave } from './commands/enclave.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerKms } from './commands/kms.js';
+import { registerC3r } from './commands/c3r.js';
 import { registerLog } from './commands/log.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
@@ -32,12 +34,14 @@ export function buildProgram(io: CliIo): Command {
   registerKeygen(program, io);
   registerAgreement(program, io);
   registerCollab(program, io);
+  registerDataset(program, io);
   registerLog(program, io);
   registerAttest(program, io);
   registerVerify(program, io);
   registerServe(program, io);
   registerEnclave(program, io);
   registerKms(program, io);
+  registerC3r(program, io);
   registerDocs(program, io, () => program);
   return program;
 }

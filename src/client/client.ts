@@ -38,24 +38,51 @@ export function createClient(parameters: CreateClientParameters): MalusClient {
   };
 }
 
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH';
+
 export interface RequestParameters<T extends z.ZodType> {
-  readonly method: 'GET' | 'POST';
+  readonly method: HttpMethod;
   readonly path: string;
+  /** Sent as JSON. */
   readonly body?: unknown;
+  /** Sent as these bytes with this media type, instead of a JSON body. */
+  readonly raw?: { readonly bytes: Uint8Array; readonly contentType: string };
+  /** Extra request headers (covered by the Content-Digest only through the body, as always). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly response: T;
   /** Skip the signature (public routes). */
   readonly anonymous?: boolean;
+  /** This request's timeout, instead of the client's. */
+  readonly timeoutMs?: number;
 }
 
-/** Sends one request; returns the answer's status and bytes, or throws the server's problem. */
-async function send(
-  client: MalusClient,
-  parameters: { method: 'GET' | 'POST'; path: string; body?: unknown; anonymous?: boolean; accept: string },
-): Promise<Uint8Array> {
+interface SendParameters {
+  readonly method: HttpMethod;
+  readonly path: string;
+  readonly body?: unknown;
+  readonly raw?: { readonly bytes: Uint8Array; readonly contentType: string };
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly anonymous?: boolean;
+  readonly accept: string;
+  readonly timeoutMs?: number;
+}
+
+function unreachable(client: MalusClient, error: unknown): MalusError {
+  const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'connection failed';
+  return new MalusError('server-unreachable', `cannot reach the Malus server at ${client.baseUrl} (${reason})`);
+}
+
+/** Signs and sends one request; resolves with the response once its status and headers are in. */
+async function signedFetch(client: MalusClient, parameters: SendParameters, signal: AbortSignal): Promise<Response> {
   const url = `${client.baseUrl}${parameters.path}`;
-  const body = parameters.body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(parameters.body));
-  const headers: Record<string, string> = { accept: `${parameters.accept}, application/problem+json` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
+  const body =
+    parameters.raw !== undefined
+      ? parameters.raw.bytes
+      : parameters.body === undefined
+        ? undefined
+        : new TextEncoder().encode(JSON.stringify(parameters.body));
+  const headers: Record<string, string> = { ...parameters.headers, accept: `${parameters.accept}, application/problem+json` };
+  if (body !== undefined) headers['content-type'] = parameters.raw?.contentType ?? 'application/json';
   if (parameters.anonymous !== true) {
     if (client.keys === undefined) throw new MalusError('usage', `${parameters.path} needs a signed request: pass --key KEYFILE`);
     Object.assign(
@@ -69,30 +96,85 @@ async function send(
       }),
     );
   }
-  let response: Response;
-  let bytes: Uint8Array;
   try {
-    response = await fetch(url, {
-      method: parameters.method,
-      headers,
-      ...(body === undefined ? {} : { body }),
-      signal: AbortSignal.timeout(client.timeoutMs),
-    });
-    bytes = new Uint8Array(await response.arrayBuffer());
+    return await fetch(url, { method: parameters.method, headers, ...(body === undefined ? {} : { body }), signal });
   } catch (error) {
-    const reason = error instanceof Error && error.name === 'TimeoutError' ? 'timed out' : 'connection failed';
-    throw new MalusError('server-unreachable', `cannot reach the Malus server at ${client.baseUrl} (${reason})`);
+    throw unreachable(client, error);
   }
-  if (!response.ok) {
-    let json: unknown;
+}
+
+async function refusal(client: MalusClient, response: Response): Promise<MalusError> {
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    return unreachable(client, error);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return new MalusError('server-error', `server answered ${response.status} with a body that is not JSON`);
+  }
+  return problemToError(response.status, json);
+}
+
+/** Sends one request; returns the answer's bytes, or throws the server's problem. */
+async function send(client: MalusClient, parameters: SendParameters): Promise<Uint8Array> {
+  const response = await signedFetch(client, parameters, AbortSignal.timeout(parameters.timeoutMs ?? client.timeoutMs));
+  if (!response.ok) throw await refusal(client, response);
+  try {
+    return new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    throw unreachable(client, error);
+  }
+}
+
+/**
+ * A signed GET whose answer is streamed, not buffered: the pieces arrive as the server sends them.
+ * The client's timeout counts from the last piece, so a long download is not cut off while it moves.
+ */
+export async function requestStream(client: MalusClient, path: string): Promise<AsyncIterable<Uint8Array>> {
+  const controller = new AbortController();
+  const idle = (): void => {
+    controller.abort(new DOMException('no data for too long', 'TimeoutError'));
+  };
+  let timer = setTimeout(idle, client.timeoutMs);
+  const touch = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(idle, client.timeoutMs);
+  };
+  let response: Response;
+  try {
+    response = await signedFetch(client, { method: 'GET', path, accept: 'application/octet-stream' }, controller.signal);
+    if (!response.ok) throw await refusal(client, response);
+  } catch (error) {
+    clearTimeout(timer);
+    if (error instanceof MalusError) throw error;
+    throw unreachable(client, error);
+  }
+  const body = response.body;
+  if (body === null) {
+    clearTimeout(timer);
+    return (async function* empty() {})();
+  }
+  return (async function* pieces() {
+    const reader = body.getReader();
     try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      throw new MalusError('server-error', `server answered ${response.status} with a body that is not JSON`);
+      for (;;) {
+        const next = await reader.read().catch((error: unknown) => {
+          throw unreachable(client, error);
+        });
+        if (next.done) return;
+        touch();
+        yield next.value;
+      }
+    } finally {
+      clearTimeout(timer);
+      // A consumer that stops early cancels the rest of the download.
+      await reader.cancel().catch(() => undefined);
     }
-    throw problemToError(response.status, json);
-  }
-  return bytes;
+  })();
 }
 
 /** Sends one request and returns the checked JSON response, or throws the server's problem as a MalusError. */

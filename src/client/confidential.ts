@@ -28,7 +28,8 @@ import {
   type EvidenceTrust,
   type JobSource,
 } from '../keyrelease/index.js';
-import { createClient, request, type MalusClient } from './client.js';
+import { signedManifestSchema } from '../ingest/index.js';
+import { createClient, request, requestStream, type MalusClient } from './client.js';
 import { getAgreement, getCollaboration } from './collaborations.js';
 
 // The SDK's side of key release and jobs. A provider never takes the server's word for the clean
@@ -127,7 +128,7 @@ export function listDataKeys(client: MalusClient, collaborationId: string): Prom
   return request(client, { method: 'GET', path: `${kmsPath(collaborationId)}/keys`, response: datasetKeyList });
 }
 
-export function submitJob(client: MalusClient, collaborationId: string, body: { kind: 'key-check'; datasets: string[] }): Promise<JobView> {
+export function submitJob(client: MalusClient, collaborationId: string, body: { kind: 'key-check' | 'dataset-check'; datasets: string[] }): Promise<JobView> {
   return request(client, { method: 'POST', path: jobsPath(collaborationId), body, response: jobView });
 }
 
@@ -171,6 +172,11 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
     return found;
   };
   return {
+    async dataset(jobId, dataset) {
+      const path = `/v1/workers/me/jobs/${encodeURIComponent(jobId)}/datasets/${encodeURIComponent(dataset)}`;
+      const signed = await request(client, { method: 'GET', path: `${path}/manifest`, response: signedManifestSchema });
+      return { signed, content: await requestStream(client, path) };
+    },
     async registrationChallenge() {
       return (await request(client, { method: 'POST', path: '/v1/workers/challenges', response: challengeView })).challenge;
     },

@@ -1,4 +1,4 @@
-export { createClient, request, requestBytes, type CreateClientParameters, type MalusClient, type RequestParameters } from './client.js';
+export { createClient, request, requestBytes, type CreateClientParameters, type HttpMethod, type MalusClient, type RequestParameters } from './client.js';
 export {
   getAgreement,
   getCollaboration,
@@ -42,3 +42,14 @@ export {
   type ServiceAttestationView,
   type WorkerView,
 } from './confidential.js';
+export {
+  DEFAULT_UPLOAD_CHUNK_BYTES,
+  fetchJobDataset,
+  fetchJobDatasetManifest,
+  getDataset,
+  listDatasets,
+  uploadDataset,
+  type DatasetView,
+  type SignedManifest,
+  type UploadDatasetParameters,
+} from './datasets.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createSimAttester, evidenceBinding, simPlatformAttester } from '../attestation/index.js';
-import { appraiseKeyReleaseService, createClient, getLogEntries, httpWorkerPort, registerDataKey, submitJob, waitForJob } from '../client/index.js';
+import { appraiseKeyReleaseService, createClient, getLogEntries, httpWorkerPort, submitJob, waitForJob } from '../client/index.js';
 import { fromBase64Url } from '../crypto/index.js';
 import { createWorkerIdentity, readSimCa, registerWorker, verifyStatementSignature } from '../engine/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
@@ -40,50 +40,26 @@ export const partiesCheckTheCleanRoom: Step<DemoContext> = {
   },
 };
 
-export const providersRegisterKeys: Step<DemoContext> = {
-  title: 'Each provider registers its data key, sealed to the attested service',
-  why:
-    "A table is encrypted on its owner's machine under a fresh data key. The key leaves only sealed (HPKE, RFC 9180) to the " +
-    'key the evidence bound, and is kept wrapped under the service master key. The log records a commitment to it, never the key.',
-  run: async (ctx, n) => {
-    const clients = need(ctx.clients, 'the clients');
-    const parties = need(ctx.parties, 'the identities');
-    const agreement = need(ctx.agreement, 'the agreement');
-    const keys: Record<string, Uint8Array> = {};
-    for (const [client, owner, dataset] of [
-      [clients.publisher, parties.publisher, 'impressions-2026-11'],
-      [clients.advertiser, parties.advertiser, 'conversions-2026-11'],
-    ] as const) {
-      const table = agreement.tables.find((t) => t.owner === owner.identity.id);
-      if (table === undefined) throw new MalusError('internal', 'the example has a table per provider');
-      const dataKey = randomBytes(32);
-      const registered = await registerDataKey(client, { agreement, dataset, table: table.name, dataKey });
-      keys[dataset] = dataKey;
-      n.say(`${owner.identity.name}: ${dataset} (table ${table.name}) key registered; commitment ${short(registered.keyCommitment.slice(7))}`);
-    }
-    ctx.dataKeys = keys;
-  },
-};
-
 export const enclaveReceivesKeys: Step<DemoContext> = {
-  title: 'An enclave proves it received exactly those keys (a key-check job)',
+  title: 'An enclave decrypts both datasets with exactly those keys (a dataset-check job)',
   why:
     'The enclave worker takes the job, re-checks it against the agreement itself, asks for a single-use challenge, presents ' +
     'evidence binding its own key and that challenge, and receives the keys sealed to it. It signs commitments to the keys it ' +
-    'holds; each owner compares them with its own. The keys never touch a disk.',
+    'holds; each owner compares them with its own. It decrypts every chunk straight into an in-memory DuckDB, checking each ' +
+    "chunk's tag and the ciphertext hash its owner signed, and signs the row counts. Neither keys nor rows touch a disk.",
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
     const agreement = need(ctx.agreement, 'the agreement');
     const dataKeys = need(ctx.dataKeys, 'the data keys');
-    const job = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: Object.keys(dataKeys) });
+    const job = await submitJob(advertiser, agreement.id, { kind: 'dataset-check', datasets: Object.keys(dataKeys) });
     const done = await waitForJob(advertiser, agreement.id, job.id);
-    if (done.state !== 'succeeded' || done.result === null) throw new MalusError('internal', `the key-check job ${done.state}: ${done.error ?? ''}`);
+    if (done.state !== 'succeeded' || done.result === null) throw new MalusError('internal', `the dataset-check job ${done.state}: ${done.error ?? ''}`);
     if (!verifyStatementSignature(done.result)) throw new MalusError('signature-invalid', 'the enclave statement does not verify');
-    const output = done.result.statement.output as { datasets?: { dataset: string; keyCommitment: string }[] };
+    const output = done.result.statement.output as { datasets?: { dataset: string; keyCommitment: string; rows?: number }[] };
     for (const [dataset, key] of Object.entries(dataKeys)) {
-      const claimed = output.datasets?.find((d) => d.dataset === dataset)?.keyCommitment;
-      if (claimed !== keyCommitment(key, agreement.id, dataset)) throw new MalusError('signature-invalid', `the enclave holds another key for ${dataset}`);
-      n.say(`${dataset}: the enclave's commitment matches the owner's key`);
+      const claimed = output.datasets?.find((d) => d.dataset === dataset);
+      if (claimed?.keyCommitment !== keyCommitment(key, agreement.id, dataset)) throw new MalusError('signature-invalid', `the enclave holds another key for ${dataset}`);
+      n.say(`${dataset}: the enclave's commitment matches the owner's key; ${(claimed.rows ?? 0).toLocaleString('en-US')} rows decrypted into DuckDB`);
     }
     n.say(`job ${done.id} signed by enclave ${short(done.result.statement.enclave.signingKey)} (${done.result.statement.notice ?? 'attested'})`);
     const granted = (await getLogEntries(advertiser, agreement.id)).filter((e) => e.entry.includes('"type":"key.granted"'));

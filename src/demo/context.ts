@@ -15,4 +15,9 @@ export interface DemoContext {
   logVerifierKey?: string;
   /** The providers' data keys by dataset (in a real collaboration, each stays on its owner's machine). */
   dataKeys?: Record<string, Uint8Array>;
+  /** The providers' shared join secret and the commitment the agreement records. */
+  joinSecret?: Uint8Array;
+  joinKeyCommitment?: string;
+  /** Prepared dataset folders by dataset id, on their owners' machines. */
+  prepared?: Record<string, string>;
 }

@@ -16,7 +16,8 @@ import { signingPublicKey } from '../crypto/index.js';
 import { cosignatureVerifier, ed25519NoteVerifier, verifyReceipt, witnessName } from '../ledger/index.js';
 import { MalusError } from '../errors/index.js';
 import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/index.js';
-import { enclaveReceivesKeys, partiesCheckTheCleanRoom, providersRegisterKeys, rogueWorkerDenied } from './confidential-steps.js';
+import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
+import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
 import type { DemoContext } from './context.js';
 import type { Step } from './scenario.js';
 
@@ -66,7 +67,11 @@ const draftAgreement: Step<DemoContext> = {
     const agreement = exampleAgreement(
       { advertiser: parties.advertiser.identity, publisher: parties.publisher.identity, operator: parties.operator.identity },
       // Pins the measurement of the sim enclave this server runs: the build's own.
-      { validFrom: new Date(ctx.now().getTime() - 60_000), measurements: [ctx.server.simMeasurement] },
+      {
+        validFrom: new Date(ctx.now().getTime() - 60_000),
+        measurements: [ctx.server.simMeasurement],
+        ...(ctx.joinKeyCommitment === undefined ? {} : { joinKeyCommitment: ctx.joinKeyCommitment }),
+      },
     );
     ctx.agreement = agreement;
     ctx.hash = agreementHash(agreement);
@@ -227,13 +232,16 @@ const auditTheLog: Step<DemoContext> = {
 /** The demo, in order. Later capabilities append their steps here. */
 export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   makeIdentities,
+  providersAgreeJoinSecret,
   draftAgreement,
   propose,
   outsiderSeesNothing,
   publisherSigns,
   showActive,
   partiesCheckTheCleanRoom,
-  providersRegisterKeys,
+  providersPrepareTables,
+  providersUploadDatasets,
+  serverHoldsCiphertext,
   enclaveReceivesKeys,
   rogueWorkerDenied,
   witnessTheLog,

@@ -11,6 +11,7 @@ export {
   type SignedStatement,
 } from './statement.js';
 export {
+  JOB_KINDS,
   checkJob,
   createWorkerIdentity,
   pollOnce,

@@ -3,6 +3,7 @@ import { evidenceBinding, type Attester } from '../attestation/index.js';
 import { fromBase64Url, hpkeOpen, type HpkeSealed, type KeyPair } from '../crypto/index.js';
 import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
+import { loadDataset, openIngestDb, verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { RELEASE_INFO, keyCommitment, releaseAad, sha256Ref } from '../keyrelease/index.js';
 import { SIMULATED_NOTICE, signStatement, type ResultStatement, type SignedStatement } from './statement.js';
 
@@ -45,7 +46,12 @@ export interface WorkerPort {
   releaseChallenge(service: string | undefined): Promise<string>;
   release(service: string | undefined, request: ReleaseRequest): Promise<{ dataset: string; sealed: HpkeSealed }[]>;
   finish(jobId: string, outcome: { result: SignedStatement } | { error: string }): Promise<void>;
+  /** A dataset the job names: its owner-signed manifest and its ciphertext, streamed. */
+  dataset(jobId: string, dataset: string): Promise<{ signed: SignedManifest; content: AsyncIterable<Uint8Array> }>;
 }
+
+/** The job kinds this enclave runs. */
+export const JOB_KINDS = ['key-check', 'dataset-check'] as const;
 
 export interface WorkerIdentity {
   /** The same shape as a party's keys, so the worker signs requests as any client does; in memory only. */
@@ -103,7 +109,7 @@ export function checkJob(job: ClaimedJob, now: Date, measurement: string): Agree
   if (!agreement.enclave.measurements.includes(measurement)) {
     throw new MalusError('agreement-mismatch', 'the agreement does not pin this enclave; it will not take the job');
   }
-  if (job.kind !== 'key-check') throw new MalusError('invalid-input', `this enclave does not run jobs of kind ${job.kind}`);
+  if (!(JOB_KINDS as readonly string[]).includes(job.kind)) throw new MalusError('invalid-input', `this enclave does not run jobs of kind ${job.kind}`);
   if (job.datasets.length === 0) throw new MalusError('invalid-input', 'the job names no dataset');
   return agreement;
 }
@@ -173,18 +179,56 @@ async function fetchKeys(ctx: WorkerContext, job: ClaimedJob, agreement: Agreeme
   return { keys: job.datasets.map((dataset) => ({ dataset, key: keys.get(dataset) as Uint8Array })), evidence: evidenceHashes };
 }
 
+interface CheckedDataset {
+  readonly dataset: string;
+  readonly keyCommitment: string;
+  readonly rows?: number;
+  readonly ciphertext?: string;
+}
+
+/**
+ * dataset-check: decrypt every dataset into an in-memory DuckDB, as a query job will, and sign
+ * what was read. The manifest is checked against the agreement here, not taken from the server.
+ */
+async function checkDatasets(ctx: WorkerContext, job: ClaimedJob, keys: readonly HeldKey[]): Promise<CheckedDataset[]> {
+  const active = activeAgreement(job.versions, ctx.now());
+  if (active === undefined) throw new MalusError('agreement-mismatch', 'the collaboration has no active agreement');
+  const db = await openIngestDb();
+  try {
+    const checked: CheckedDataset[] = [];
+    for (const { dataset, key } of keys) {
+      const { signed, content } = await ctx.port.dataset(job.id, dataset);
+      const verdict = verifyManifest(signed, active);
+      if (!verdict.ok) throw new MalusError('invalid-input', `the manifest of dataset ${dataset} does not satisfy the agreement`, { reasons: verdict.reasons });
+      const commitment = keyCommitment(key, job.collaborationId, dataset);
+      if (signed.manifest.dataset !== dataset || signed.manifest.keyCommitment !== commitment) {
+        throw new MalusError('invalid-input', `the key released for ${dataset} is not the one its owner signed for`);
+      }
+      const loaded = await loadDataset({ connection: db.connection, source: content, key, manifest: signed.manifest, table: verdict.table, as: `ds_${checked.length}` });
+      checked.push({ dataset, keyCommitment: commitment, rows: loaded.rows, ciphertext: signed.manifest.ciphertext.sha256 });
+    }
+    return checked;
+  } finally {
+    db.close();
+  }
+}
+
 /** Runs one claimed job to its signed result; the keys are zeroed before this returns. */
 export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<SignedStatement> {
   const agreement = checkJob(job, ctx.now(), ctx.attester.measurement);
   const { keys, evidence } = await fetchKeys(ctx, job, agreement);
   try {
+    const datasets: CheckedDataset[] =
+      job.kind === 'dataset-check'
+        ? await checkDatasets(ctx, job, keys)
+        : keys.map(({ dataset, key }) => ({ dataset, keyCommitment: keyCommitment(key, job.collaborationId, dataset) }));
     const statement: ResultStatement = {
       format: 'malus.job-result/v1',
       job: job.id,
       collaboration: job.collaborationId,
       agreement: job.agreementHash,
       kind: job.kind,
-      output: { datasets: keys.map(({ dataset, key }) => ({ dataset, keyCommitment: keyCommitment(key, job.collaborationId, dataset) })) },
+      output: { datasets },
       enclave: { platform: ctx.attester.platform, measurement: ctx.attester.measurement, signingKey: ctx.identity.id, evidence },
       ...(ctx.attester.platform === 'sim' ? { notice: SIMULATED_NOTICE } : {}),
       time: ctx.now().toISOString(),

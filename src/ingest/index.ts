@@ -39,3 +39,27 @@ export { JOIN_SECRET_BYTES, deriveJoinKey, joinKeyCommitment, parseJoinSecret, p
 export { SHOWN_PROBLEMS } from './prepare/problems.js';
 export { DEFAULT_MEMORY_DIR, loadDataset, type LoadParameters, type LoadedDataset } from './load.js';
 export { ident, literal, openIngestDb, type IngestDb } from './duckdb.js';
+export {
+  C3R_FILE_FORMATS,
+  C3R_FINGERPRINT_PREFIX,
+  C3R_SEALED_PREFIX,
+  c3rDecryptFile,
+  c3rEncryptFile,
+  c3rSettings,
+  deriveC3rKeys,
+  fingerprintC3rCell,
+  isC3rFingerprint,
+  isC3rSealed,
+  parseC3rSchema,
+  parseC3rSharedSecret,
+  sealC3rCell,
+  unsealC3rCell,
+  type C3rDecryptOptions,
+  type C3rDecryptSummary,
+  type C3rEncryptOptions,
+  type C3rEncryptSummary,
+  type C3rFileFormat,
+  type C3rKeys,
+  type C3rSchema,
+  type C3rSettings,
+} from './c3r/index.js';

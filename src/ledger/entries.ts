@@ -68,6 +68,24 @@ export const eventSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     ...base,
+    type: z.literal('dataset.registered'),
+    /** An uploaded dataset the control plane now holds (encrypted; docs/datasets.md): hashes and counts only. */
+    dataset: resourceId,
+    table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/),
+    owner: partyId,
+    rows: z.number().int().min(0),
+    bytes: z.number().int().min(1),
+    /** SHA-256 of the whole encrypted file. */
+    ciphertext: hash,
+    /** SHA-256 of the file's header bytes (magic, length, header JSON). */
+    headerHash: hash,
+    schemaHash: hash,
+    /** The agreement the dataset was prepared under. */
+    agreementHash: hash,
+    keyCommitment: hash,
+  }),
+  z.strictObject({
+    ...base,
     type: z.literal('job.submitted'),
     job: jobId,
     kind: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
@@ -108,6 +126,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'agreement.signed',
   'agreement.activated',
   'key.registered',
+  'dataset.registered',
   'job.submitted',
   'key.granted',
   'key.denied',

@@ -161,7 +161,7 @@ export async function submitJob(
   ctx: ServerContext,
   caller: AuthenticatedParty,
   id: string,
-  body: { kind: 'key-check'; datasets: string[] },
+  body: { kind: 'key-check' | 'dataset-check'; datasets: string[] },
 ): Promise<JobView> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
   const now = ctx.now();

@@ -14,6 +14,11 @@ export interface ServerContext {
    * unset, it is `http://` plus the request's Host header.
    */
   readonly publicBaseUrl?: string;
+  /**
+   * The data directory (docs/data-directory.md): uploaded datasets live under it. Without it the
+   * dataset routes are absent.
+   */
+  readonly dataDir?: string;
   /** The embedded key-release service, worker registry and job queue; absent, their routes are too. */
   readonly confidential?: ConfidentialServices;
 }

@@ -83,6 +83,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         store,
         now,
         log,
+        dataDir: options.dataDir,
         confidential,
         ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
       },

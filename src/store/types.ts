@@ -173,6 +173,65 @@ export interface KeyRepository {
   listKeys(collaborationId: string): Promise<DatasetKeyRecord[]>;
 }
 
+/** An uploaded dataset the control plane holds: its file is complete, hashed and checked against its manifest. */
+export interface DatasetRecord {
+  collaborationId: string;
+  datasetId: string;
+  table: string;
+  /** Party id of the table's owner, who signed the manifest. */
+  owner: string;
+  /** The agreement the dataset was prepared under (`sha256:<hex>`). */
+  agreementHash: string;
+  schemaHash: string;
+  /** SHA-256 of the file's header bytes. */
+  headerHash: string;
+  rows: number;
+  /** Size of the encrypted file. */
+  bytes: number;
+  /** `sha256:<hex>` of the encrypted file. */
+  ciphertextSha256: string;
+  keyCommitment: string;
+  /** The owner-signed manifest (`{ manifest, signature }`) as uploaded. */
+  manifest: Record<string, unknown>;
+  createdAt: string;
+}
+
+/** An upload in progress: the manifest it is for and how many bytes of the file have arrived. */
+export interface DatasetUploadRecord {
+  collaborationId: string;
+  datasetId: string;
+  /** The owner-signed manifest (`{ manifest, signature }`). */
+  manifest: Record<string, unknown>;
+  /** Party id of the owner (the manifest's signer): only it may continue the upload. */
+  owner: string;
+  bytesExpected: number;
+  bytesReceived: number;
+  startedAt: string;
+}
+
+export interface DatasetRepository {
+  get(collaborationId: string, datasetId: string): Promise<DatasetRecord | undefined>;
+  /** Every dataset of a collaboration, sorted by dataset id. */
+  list(collaborationId: string): Promise<DatasetRecord[]>;
+  getUpload(collaborationId: string, datasetId: string): Promise<DatasetUploadRecord | undefined>;
+  /**
+   * Starts an upload, or replaces the pending one under the same dataset id (its bytes received are
+   * the record's). Throws MalusError('conflict') when a complete dataset has this id.
+   */
+  putUpload(upload: DatasetUploadRecord): Promise<void>;
+  /**
+   * Moves a pending upload's bytes received from `from` to `to`; false (nothing written) when there
+   * is no such upload or it is not at `from`. Atomic: of two callers at one offset, one moves it.
+   */
+  advanceUpload(collaborationId: string, datasetId: string, from: number, to: number): Promise<boolean>;
+  /**
+   * Records a complete dataset, removes its pending upload and appends the log events, in one
+   * transaction. 'duplicate' (nothing written) when the dataset exists with the same ciphertext hash;
+   * throws MalusError('conflict') when it exists with another.
+   */
+  complete(record: DatasetRecord, events?: readonly LogAppend[]): Promise<'added' | 'duplicate'>;
+}
+
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
 
 export interface JobRecord {
@@ -250,6 +309,7 @@ export interface Store {
   readonly keys: KeyRepository;
   readonly jobs: JobRepository;
   readonly workers: WorkerRepository;
+  readonly datasets: DatasetRepository;
   /** Idempotent. Any later call on a repository rejects with MalusError('store-failure'). */
   close(): Promise<void>;
 }

@@ -137,7 +137,7 @@ describe.concurrent('agreement validate on malformed files', () => {
   });
 
   it('reports the same error in a YAML file', async () => {
-    write('bad-type.yaml', read('a.yaml').replace('- { name: email_hash, type: VARCHAR }', '- { name: email_hash, type: TEXT }'));
+    write('bad-type.yaml', read('a.yaml').replace('- { name: email_hash, type: VARCHAR, normalize: [trim, lowercase] }', '- { name: email_hash, type: TEXT, normalize: [trim, lowercase] }'));
     const checked = await run(['agreement', 'validate', 'bad-type.yaml']);
     expect(checked.code).toBe(2);
     expect(lines(checked.stderr)).toEqual(['error: bad-type.yaml has 1 error', TYPE_ERROR]);

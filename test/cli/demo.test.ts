@@ -8,7 +8,7 @@ import { BIN, assertFreshBuild, baseEnv, hasStackTrace, malus, removeDir, tempDi
 // TMPDIR points into this file's own directory, so whatever the demo leaves behind is ours to see.
 
 let dir: string;
-const run = (args: string[]) => malus(args, { cwd: dir, env: { TMPDIR: dir }, timeoutMs: 30_000 });
+const run = (args: string[]) => malus(args, { cwd: dir, env: { TMPDIR: dir }, timeoutMs: 120_000 });
 
 function namedDataDir(stdout: string): { path: string; note: string } {
   const match = /^data directory: (.+) \((kept|removed at the end)\)$/m.exec(stdout);
@@ -23,7 +23,13 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toContain('a stranger asking for campaign-measurement: 404 not found');
   expect(stdout).toContain('   state: active\n');
   expect(stdout).toMatch(/advertiser: sim evidence verified; measurement [0-9a-f]{16}… is pinned by the agreement/);
-  expect(stdout).toContain("impressions-2026-11: the enclave's commitment matches the owner's key");
+  expect(stdout).toMatch(/publisher\): 200,000 rows \(ad impressions of 60,000 viewers\), [\d.]+ MB CSV -> [\d.]+ MB ciphertext/);
+  expect(stdout).toMatch(/advertiser\): 50,000 rows \(purchases of 20,000 buyers/);
+  expect(stdout).toMatch(/impressions-2026-11 uploaded \([\d.]+ MB in \d+ pieces?\), key registered: yes/);
+  expect(stdout).toMatch(/searched \d+ server files for 14 e-mail hashes and campaign names: 0 found/);
+  expect(stdout).toContain("impressions-2026-11: the enclave's commitment matches the owner's key; 200,000 rows decrypted into DuckDB");
+  expect(stdout).toContain("conversions-2026-11: the enclave's commitment matches the owner's key; 50,000 rows decrypted into DuckDB");
+  expect(stdout).toContain('entries dataset.registered: 2');
   expect(stdout).toContain('key release denied: measurement-not-pinned');
   expect(stdout).toContain('entries key.granted: 1');
   expect(stdout).toContain('entries key.denied: 1');
@@ -49,7 +55,7 @@ describe('malus demo', () => {
     expect(note).toBe('removed at the end');
     expect(path.startsWith(join(dir, 'malus-demo-'))).toBe(true);
     expect(existsSync(path)).toBe(false);
-  });
+  }, 150_000);
 
   it('keeps the temporary data directory with --keep', async () => {
     const demo = await run(['demo', '--keep']);
@@ -59,13 +65,15 @@ describe('malus demo', () => {
     expect(note).toBe('kept');
     try {
       expect(path.startsWith(join(dir, 'malus-demo-'))).toBe(true);
-      expect(readdirSync(join(path, 'parties')).sort()).toEqual(['advertiser.key.json', 'operator.key.json', 'publisher.key.json']);
+      expect(readdirSync(join(path, 'parties')).sort()).toEqual(['advertiser', 'advertiser.key.json', 'operator.key.json', 'publisher', 'publisher.key.json']);
+      // Each provider's machine: its input, and its prepared dataset with the data key sealed to itself.
+      expect(readdirSync(join(path, 'parties', 'advertiser')).sort()).toEqual(['conversions-2026-11', 'conversions.csv']);
       expect(statSync(join(path, 'parties', 'advertiser.key.json')).mode & 0o777).toBe(0o600);
       expect(existsSync(join(path, 'logs', 'server.log'))).toBe(true);
     } finally {
       removeDir(path);
     }
-  });
+  }, 150_000);
 
   it('uses and keeps a given --data-dir', async () => {
     const given = join(dir, 'given');
@@ -74,10 +82,10 @@ describe('malus demo', () => {
     expectCompleteStory(demo.stdout);
     expect(namedDataDir(demo.stdout)).toEqual({ path: given, note: 'kept' });
     expect(statSync(given).mode & 0o777).toBe(0o700);
-    expect(readdirSync(join(given, 'parties'))).toHaveLength(3);
+    expect(readdirSync(join(given, 'parties'))).toHaveLength(5);
     // No temporary directory was made.
     expect(readdirSync(dir).filter((name) => name.startsWith('malus-demo-'))).toEqual([]);
-  });
+  }, 150_000);
 
   it('refuses a --data-dir that is already in use, before doing anything', async () => {
     const used = join(dir, 'used');

@@ -139,7 +139,7 @@ export function amendment(previous: Agreement, changes: Partial<Agreement> = {})
 // --- signed requests -------------------------------------------------------------------------
 
 export interface SendOptions {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Path and query, as sent on the request line. */
   readonly path: string;
   /** Serialized as JSON. */
@@ -261,6 +261,7 @@ export interface ProblemBody {
   code: string;
   instance?: string;
   issues?: { path: string; message: string }[];
+  reasons?: { code: string; message: string }[];
 }
 
 /** Stack frames (`    at f (file:…)`), source locations and absolute paths of this machine. */
@@ -285,7 +286,7 @@ export function expectProblem(response: InjectResponse, status: number, code: Er
   expect(response.statusCode, response.body).toBe(status);
   expect(String(response.headers['content-type'])).toMatch(/^application\/problem\+json(?:;|$)/);
   const body = response.json() as ProblemBody;
-  expect(Object.keys(body).every((key) => ['type', 'title', 'status', 'detail', 'code', 'instance', 'issues'].includes(key))).toBe(true);
+  expect(Object.keys(body).every((key) => ['type', 'title', 'status', 'detail', 'code', 'instance', 'issues', 'reasons'].includes(key))).toBe(true);
   expect(body.type).toBe(`urn:malus:error:${code}`);
   expect(body.code).toBe(code);
   expect(body.status).toBe(status);

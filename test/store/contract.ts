@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isMalusError, type ErrorCode } from '../../src/errors/index.js';
-import type { AgreementRecord, SignatureRecord, Store } from '../../src/store/index.js';
+import type { AgreementRecord, DatasetRecord, DatasetUploadRecord, SignatureRecord, Store } from '../../src/store/index.js';
 
 /** A content-like hash, unique per label, in the 'sha256:<64 hex>' form the store is given. */
 export function fakeHash(label: string): string {
@@ -443,6 +443,107 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
           ['party-bob', '— w abc'],
         ]);
         await expectCode(store.log.addCosignature({ ...cosignature, size: 9 }), 'not-found');
+      });
+    });
+
+    describe('datasets', () => {
+      const owner = '0123456789abcdef0123';
+      const leaf = (label: string) => ({
+        data: new TextEncoder().encode(label),
+        leafHash: new Uint8Array(createHash('sha256').update(label).digest()),
+        collaborationId: 'collab-1',
+        type: 'dataset.registered',
+      });
+      const manifest = (label: string) => ({ manifest: { dataset: label, ciphertext: { sha256: fakeHash(label), bytes: 100 } }, signature: { signer: owner } });
+      const upload = (datasetId: string, overrides: Partial<DatasetUploadRecord> = {}): DatasetUploadRecord => ({
+        collaborationId: 'collab-1',
+        datasetId,
+        owner,
+        manifest: manifest(datasetId),
+        bytesExpected: 100,
+        bytesReceived: 0,
+        startedAt: '2025-01-02T03:04:05Z',
+        ...overrides,
+      });
+      const dataset = (datasetId: string, overrides: Partial<DatasetRecord> = {}): DatasetRecord => ({
+        collaborationId: 'collab-1',
+        datasetId,
+        table: 'impressions',
+        owner,
+        agreementHash: fakeHash('agreement'),
+        schemaHash: fakeHash('schema'),
+        headerHash: fakeHash(`${datasetId}/header`),
+        rows: 42,
+        bytes: 100,
+        ciphertextSha256: fakeHash(datasetId),
+        keyCommitment: fakeHash(`${datasetId}/key`),
+        manifest: manifest(datasetId),
+        createdAt: '2025-01-02T03:05:00Z',
+        ...overrides,
+      });
+
+      it('keeps an upload pending until it completes, then shows the dataset and drops the upload, with its events', async () => {
+        await store.datasets.putUpload(upload('d-1'));
+        expect(await store.datasets.getUpload('collab-1', 'd-1')).toEqual(upload('d-1'));
+        expect(await store.datasets.get('collab-1', 'd-1')).toBeUndefined();
+        expect(await store.datasets.list('collab-1')).toEqual([]);
+
+        expect(await store.datasets.complete(dataset('d-1'), [leaf('registered d-1')])).toBe('added');
+        expect(await store.datasets.get('collab-1', 'd-1')).toEqual(dataset('d-1'));
+        expect(await store.datasets.getUpload('collab-1', 'd-1')).toBeUndefined();
+        expect((await store.log.entries(0, 10)).map((e) => new TextDecoder().decode(e.data))).toEqual(['registered d-1']);
+      });
+
+      it('answers the same ciphertext again as a duplicate and refuses another one, writing nothing', async () => {
+        await store.datasets.complete(dataset('d-1'), [leaf('first')]);
+        expect(await store.datasets.complete(dataset('d-1', { createdAt: '2025-02-01T00:00:00Z' }), [leaf('again')])).toBe('duplicate');
+        await expectCode(store.datasets.complete(dataset('d-1', { ciphertextSha256: fakeHash('other') }), [leaf('other')]), 'conflict');
+        expect(await store.log.size()).toBe(1);
+        expect(await store.datasets.get('collab-1', 'd-1')).toEqual(dataset('d-1'));
+        // No upload can start under the id of a complete dataset.
+        await expectCode(store.datasets.putUpload(upload('d-1')), 'conflict');
+        expect(await store.datasets.getUpload('collab-1', 'd-1')).toBeUndefined();
+      });
+
+      it('moves an upload forward only from the offset it is at, and never past its size', async () => {
+        await store.datasets.putUpload(upload('d-1'));
+        expect(await store.datasets.advanceUpload('collab-1', 'd-1', 0, 40)).toBe(true);
+        expect(await store.datasets.advanceUpload('collab-1', 'd-1', 0, 80)).toBe(false);
+        expect(await store.datasets.advanceUpload('collab-1', 'd-1', 40, 101)).toBe(false);
+        expect(await store.datasets.advanceUpload('collab-1', 'd-1', 40, 100)).toBe(true);
+        expect((await store.datasets.getUpload('collab-1', 'd-1'))?.bytesReceived).toBe(100);
+        // Back to the start (a file that failed its check).
+        expect(await store.datasets.advanceUpload('collab-1', 'd-1', 100, 0)).toBe(true);
+        expect(await store.datasets.advanceUpload('collab-2', 'd-1', 0, 10)).toBe(false);
+        expect(await store.datasets.advanceUpload('collab-1', 'unknown', 0, 10)).toBe(false);
+        await expectCode(store.datasets.advanceUpload('collab-1', 'd-1', -1, 10), 'invalid-input');
+      });
+
+      it('lets exactly one of concurrent moves from the same offset through', async () => {
+        await store.datasets.putUpload(upload('d-1'));
+        const moved = await Promise.all(Array.from({ length: 10 }, (_, i) => store.datasets.advanceUpload('collab-1', 'd-1', 0, 10 + i)));
+        expect(moved.filter((m) => m)).toHaveLength(1);
+      });
+
+      it('replaces a pending upload under the same id', async () => {
+        await store.datasets.putUpload(upload('d-1'));
+        await store.datasets.advanceUpload('collab-1', 'd-1', 0, 50);
+        const newer = upload('d-1', { manifest: manifest('newer'), bytesExpected: 200, startedAt: '2025-01-03T00:00:00Z' });
+        await store.datasets.putUpload(newer);
+        expect(await store.datasets.getUpload('collab-1', 'd-1')).toEqual(newer);
+        await expectCode(store.datasets.putUpload(upload('d-2', { bytesReceived: 101 })), 'invalid-input');
+        await expectCode(store.datasets.putUpload(upload('d-2', { bytesExpected: 0 })), 'invalid-input');
+        expect(await store.datasets.getUpload('collab-1', 'd-2')).toBeUndefined();
+      });
+
+      it('scopes dataset ids to their collaboration and lists one collaboration sorted by id', async () => {
+        await store.datasets.complete(dataset('d-b'));
+        await store.datasets.complete(dataset('d-a'));
+        const elsewhere = dataset('d-a', { collaborationId: 'collab-2', ciphertextSha256: fakeHash('elsewhere') });
+        expect(await store.datasets.complete(elsewhere)).toBe('added');
+        expect((await store.datasets.list('collab-1')).map((d) => d.datasetId)).toEqual(['d-a', 'd-b']);
+        expect(await store.datasets.list('collab-2')).toEqual([elsewhere]);
+        expect(await store.datasets.list('collab-none')).toEqual([]);
       });
     });
 

@@ -32,6 +32,12 @@ import { MalusError } from '../../errors/index.js';
  * workers            Registered enclave workers: signing key (id), platform, measurement,
  *                    encryption key, evidence hash, registration and last poll times.
  *
+ * datasets           Uploaded datasets, one per (collaboration_id, dataset_id), written only once the
+ *                    encrypted file is complete, hashed and in place: table_name, owner, the hashes
+ *                    and counts of the manifest, and the signed manifest itself (manifest_json).
+ * dataset_uploads    Uploads in progress, same key: the signed manifest, the owner, bytes_expected
+ *                    and bytes_received. A row is deleted in the transaction that writes its dataset.
+ *
  * Rows in agreements, agreement_members, signatures and the log tables are never updated or
  * deleted: they are append-only evidence.
  */
@@ -164,6 +170,39 @@ export const MIGRATIONS: readonly Migration[] = [
         evidence_hash  TEXT NOT NULL,
         registered_at  TEXT NOT NULL,
         last_seen_at   TEXT NOT NULL
+      ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 4,
+    description: 'uploaded datasets and uploads in progress',
+    sql: `
+      CREATE TABLE datasets (
+        collaboration_id  TEXT    NOT NULL,
+        dataset_id        TEXT    NOT NULL,
+        table_name        TEXT    NOT NULL,
+        owner             TEXT    NOT NULL,
+        agreement_hash    TEXT    NOT NULL,
+        schema_hash       TEXT    NOT NULL,
+        header_hash       TEXT    NOT NULL,
+        rows              INTEGER NOT NULL CHECK (rows >= 0),
+        bytes             INTEGER NOT NULL CHECK (bytes > 0),
+        ciphertext_sha256 TEXT    NOT NULL,
+        key_commitment    TEXT    NOT NULL,
+        manifest_json     TEXT    NOT NULL,
+        created_at        TEXT    NOT NULL,
+        PRIMARY KEY (collaboration_id, dataset_id)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE dataset_uploads (
+        collaboration_id TEXT    NOT NULL,
+        dataset_id       TEXT    NOT NULL,
+        owner            TEXT    NOT NULL,
+        manifest_json    TEXT    NOT NULL,
+        bytes_expected   INTEGER NOT NULL CHECK (bytes_expected > 0),
+        bytes_received   INTEGER NOT NULL CHECK (bytes_received >= 0 AND bytes_received <= bytes_expected),
+        started_at       TEXT    NOT NULL,
+        PRIMARY KEY (collaboration_id, dataset_id)
       ) STRICT, WITHOUT ROWID;
     `,
   },

@@ -8,6 +8,7 @@ import { sqliteLog } from './log.js';
 import { sqliteNonces } from './nonces.js';
 import { sqliteJobs, sqliteWorkers } from './jobs.js';
 import { sqliteKeys } from './keys.js';
+import { sqliteDatasets } from './datasets.js';
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -25,6 +26,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       keys: sqliteKeys(db),
       jobs: sqliteJobs(db),
       workers: sqliteWorkers(db),
+      datasets: sqliteDatasets(db),
       close() {
         try {
           if (db.open) db.close();

@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+
+// The demo's synthetic tables. People are numbered; person i's e-mail is user<i>@example.com and
+// both parties hold its SHA-256, as ad platforms exchange it. The publisher saw people
+// [0, VIEWERS); the advertiser sold to people [BUYERS_FROM, BUYERS_FROM + BUYERS): the overlap is
+// known in advance, so the demo can show an answer is right. The generator is seeded: every run
+// writes the same rows.
+
+export const VIEWERS = 60_000;
+export const BUYERS_FROM = 45_000;
+export const BUYERS = 20_000;
+export const KNOWN_OVERLAP = VIEWERS - BUYERS_FROM;
+export const CAMPAIGNS = ['cmp-spring', 'cmp-summer', 'cmp-autumn', 'cmp-winter', 'cmp-brand', 'cmp-retarget'] as const;
+const PLACEMENTS = ['homepage', 'article', 'video', 'sidebar'] as const;
+const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'] as const;
+
+/** mulberry32: a small seeded generator; synthetic data needs repeatability, not secrecy. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function emailHash(person: number): string {
+  return createHash('sha256').update(`user${person}@example.com`).digest('hex');
+}
+
+const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+const pad = (n: number): string => String(n).padStart(2, '0');
+
+async function writeLines(path: string, header: string, rows: number, line: (i: number) => string): Promise<void> {
+  const out = createWriteStream(path, { mode: 0o600 });
+  const batch: string[] = [header];
+  for (let i = 0; i < rows; i += 1) {
+    batch.push(line(i));
+    if (batch.length === 10_000) {
+      if (!out.write(`${batch.join('\n')}\n`)) await new Promise<void>((resolve) => out.once('drain', () => { resolve(); }));
+      batch.length = 0;
+    }
+  }
+  out.end(batch.length > 0 ? `${batch.join('\n')}\n` : '');
+  await finished(out);
+}
+
+/** The publisher's impressions: one row per ad view in November 2026. */
+export async function writeImpressions(path: string, rows = 200_000): Promise<void> {
+  const random = seeded(2026);
+  const hashes = Array.from({ length: VIEWERS }, (_, i) => emailHash(i));
+  await writeLines(path, 'email_hash,campaign_id,shown_at,placement,device_type', rows, (i) => {
+    // Every viewer appears at least once; the rest are repeat views.
+    const person = i < VIEWERS ? i : Math.floor(random() * VIEWERS);
+    const shown = `2026-11-${pad(1 + Math.floor(random() * 30))} ${pad(Math.floor(random() * 24))}:${pad(Math.floor(random() * 60))}:${pad(Math.floor(random() * 60))}`;
+    return `${hashes[person] ?? ''},${pick(random, CAMPAIGNS)},${shown},${pick(random, PLACEMENTS)},${pick(random, DEVICES)}`;
+  });
+}
+
+/** The advertiser's purchases: one row per order. Its export tool writes hashes in upper case. */
+export async function writeConversions(path: string, rows = 50_000): Promise<void> {
+  const random = seeded(11);
+  const hashes = Array.from({ length: BUYERS }, (_, i) => emailHash(BUYERS_FROM + i).toUpperCase());
+  await writeLines(path, 'email_hash,campaign_id,order_date,order_value', rows, (i) => {
+    const buyer = i < BUYERS ? i : Math.floor(random() * BUYERS);
+    const value = (5 + random() * 195).toFixed(2);
+    return `${hashes[buyer] ?? ''},${pick(random, CAMPAIGNS)},2026-11-${pad(1 + Math.floor(random() * 30))},${value}`;
+  });
+}

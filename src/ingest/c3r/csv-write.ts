@@ -1,0 +1,37 @@
+// Writing CSV as C3R does (RFC 4180 with C3R's writer settings):
+//   - NULL is written as --csvOutputNULLValue, or as nothing (`,,`) by default;
+//   - the empty string is written `""` when NULL is written as nothing (or blank), so the two
+//     stay apart, and as nothing otherwise;
+//   - a value is quoted when it holds a comma, a quote, or any whitespace (space, tab, CR, LF,
+//     form feed): C3R quotes on whitespace so that readers which trim unquoted values, as C3R's
+//     does, read the value back unchanged. Quotes inside are doubled.
+//   - rows end with LF.
+import { javaTrim } from './headers.js';
+
+const NEEDS_QUOTES = /[",\t\n\r\f ]/;
+
+function quote(text: string): string {
+  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export interface CsvWriteOptions {
+  /** C3R's --csvOutputNULLValue. */
+  readonly nullValue?: string;
+}
+
+/** A function that turns one row into one CSV line (with its LF). */
+export function csvLineWriter(options: CsvWriteOptions = {}): (values: readonly (string | null)[]) => string {
+  const nullText = options.nullValue === undefined || options.nullValue === '' ? '' : quote(options.nullValue);
+  const emptyText = options.nullValue === undefined || javaTrim(options.nullValue) === '' ? '""' : '';
+  return (values) => {
+    let line = '';
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      if (i > 0) line += ',';
+      if (value === null || value === undefined) line += nullText;
+      else if (value === '') line += emptyText;
+      else line += quote(value);
+    }
+    return `${line}\n`;
+  };
+}

@@ -1,0 +1,82 @@
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
+
+// `malus dataset prepare` and `malus dataset join-secret` through the real binary: a good input,
+// and bad inputs that each exit 2 with their exact message and leave nothing behind.
+
+let dir: string;
+let secret: string;
+const run = (args: string[], env: Record<string, string> = {}) => malus(args, { cwd: dir, env });
+const prepare = (input: string, out: string, env: Record<string, string> = { MALUS_JOIN_SECRET: secret }, extra: string[] = []) =>
+  run(['dataset', 'prepare', '--agreement', 'agreement.yaml', '--table', 'conversions', '--input', input, '--key', 'adv.json', '--out', out, ...extra], env);
+
+beforeAll(async () => {
+  assertFreshBuild();
+  dir = tempDir();
+  for (const party of ['adv', 'pub', 'op']) expect((await run(['keygen', '--name', party, '--out', `${party}.json`])).code).toBe(0);
+  expect((await run(['agreement', 'init', '--advertiser', 'adv.json', '--publisher', 'pub.json', '--operator', 'op.json', '--out', 'agreement.yaml'])).code).toBe(0);
+  const made = await run(['dataset', 'join-secret', '--collab', 'campaign-measurement']);
+  expect(made.code).toBe(0);
+  secret = /^secret: (\S+)$/m.exec(made.stdout)?.[1] ?? '';
+  expect(made.stdout).toMatch(/^commitment: sha256:[0-9a-f]{64}$/m);
+  writeFileSync(join(dir, 'good.csv'), 'email_hash,campaign_id,order_date,order_value\nAB12,c-1,2026-11-02,10.50\ncd34,c-2,2026-11-03,7\n');
+});
+
+afterAll(() => { removeDir(dir); });
+
+describe.concurrent('malus dataset prepare', () => {
+  it('prepares a table into ciphertext, manifest and sealed key', async () => {
+    const result = await prepare('good.csv', 'out-good');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^prepared dataset conversions of table conversions: 2 rows, \d+ bytes of ciphertext in [\d.]+ s\n/);
+    expect(readdirSync(join(dir, 'out-good')).sort()).toEqual(['data-key.json', 'dataset.mds', 'manifest.json']);
+  });
+
+  it('checks the join secret against its commitment', async () => {
+    const checked = await run(['dataset', 'join-secret', '--collab', 'campaign-measurement', '--check-env', 'S'], { S: secret });
+    expect(checked.code).toBe(0);
+    expect(checked.stdout).toMatch(/^commitment: sha256:[0-9a-f]{64}\n$/);
+    expect(checked.stdout).not.toContain(secret);
+  });
+
+  const bad: [string, string, string | Buffer, string][] = [
+    ['too few columns', 'few.csv', 'email_hash,campaign_id,order_date,order_value\na,c,2026-11-01\n', 'error: the input has malformed rows: 1 problem\nline 2: too few columns (the table has 4)\n'],
+    ['too many columns', 'many.csv', 'email_hash,campaign_id,order_date,order_value\na,c,2026-11-01,1,2\n', 'error: the input has malformed rows: 1 problem\nline 2: too many columns (the table has 4)\n'],
+    ['non-UTF-8 bytes', 'latin.csv', Buffer.concat([Buffer.from('email_hash,campaign_id,order_date,order_value\na,caf'), Buffer.from([0xe9]), Buffer.from(',2026-11-01,1\n')]), 'error: the input has malformed rows: 1 problem\nline 2: is not valid UTF-8\n'],
+    ['a wrong type', 'type.csv', 'email_hash,campaign_id,order_date,order_value\na,c,2026-11-01,ten\n', "error: the input does not satisfy table conversions: 1 problem\nrow 1, column order_value: 'ten' is not a valid DECIMAL(12,2)\n"],
+    ['a null identity', 'null.csv', 'email_hash,campaign_id,order_date,order_value\n,c,2026-11-01,1\n', 'error: the input does not satisfy table conversions: 1 problem\nrow 1, column email_hash: is empty: the identity column must hold a value on every row\n'],
+    ['an empty file', 'empty.csv', '', `error: the input empty.csv is empty\n`],
+    ['a header that does not match', 'header.csv', 'mail,campaign_id,order_date,order_value\na,c,2026-11-01,1\n', 'error: the input header does not match the table: 2 problems\ncolumn email_hash: is in the agreement but not in the input\ncolumn mail: is in the input but not in the agreement: remove it (only agreed columns leave your machine)\n'],
+  ];
+  for (const [what, file, content, message] of bad) {
+    it(`refuses ${what} with exit 2, writing nothing`, async () => {
+      writeFileSync(join(dir, file), content);
+      const out = `out-${file}`;
+      const result = await prepare(file, out);
+      expect(result.stderr).toBe(message);
+      expect(result.code).toBe(2);
+      expect(hasStackTrace(result.stderr)).toBe(false);
+      expect(existsSync(join(dir, out))).toBe(false);
+      expect(readdirSync(dir).filter((name) => name.startsWith(`.${out}.partial`))).toEqual([]);
+    });
+  }
+
+  it('refuses a missing and a malformed join secret without echoing it', async () => {
+    const missing = await prepare('good.csv', 'out-nosecret', {});
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe("error: table conversions pseudonymizes email_hash: give the providers' shared join secret (MALUS_JOIN_SECRET)\n");
+    const malformed = await prepare('good.csv', 'out-badsecret', { MALUS_JOIN_SECRET: 'c2hvcnQtc2VjcmV0' });
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toBe('error: environment variable MALUS_JOIN_SECRET must hold the base64 of exactly 32 bytes\n');
+    expect(malformed.stderr).not.toContain('c2hvcnQtc2VjcmV0');
+  });
+
+  it("refuses a table the key file's party does not own", async () => {
+    const result = await run(['dataset', 'prepare', '--agreement', 'agreement.yaml', '--table', 'conversions', '--input', 'good.csv', '--key', 'pub.json', '--out', 'out-notmine'], { MALUS_JOIN_SECRET: secret });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^error: table conversions belongs to party [0-9a-f]{20}, not to [0-9a-f]{20} whose key file was given\n$/);
+  });
+});
