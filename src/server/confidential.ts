@@ -171,6 +171,12 @@ export async function submitJob(
   if (party === undefined || !party.roles.some((r) => r === 'analyst' || r === 'provider')) {
     throw new MalusError('forbidden', 'only an analyst or a provider of the active agreement submits jobs');
   }
+  if (body.kind === 'dataset-check') {
+    // Fast feedback only: the enclave checks every manifest and ciphertext again itself.
+    const missing: string[] = [];
+    for (const dataset of body.datasets) if ((await ctx.store.datasets.get(id, dataset)) === undefined) missing.push(dataset);
+    if (missing.length > 0) throw new MalusError('conflict', `no complete upload of dataset ${missing.join(', ')} in collaboration ${id}`);
+  }
   const job: JobRecord = {
     id: `job-${randomBytes(16).toString('hex')}`,
     collaborationId: id,

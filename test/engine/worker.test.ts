@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, exampleAgreement, signAgreement, type Agreement, type AgreementSignature } from '../../src/agreement/index.js';
 import { createSimAttester, simPlatformAttester } from '../../src/attestation/index.js';
-import { createClient, getJob, httpWorkerPort, proposeCollaboration, registerDataKey, signCollaboration, submitJob } from '../../src/client/index.js';
+import { createClient, getJob, httpWorkerPort, proposeCollaboration, registerDataKey, signCollaboration, submitJob, uploadDataset } from '../../src/client/index.js';
+import { prepareDataset } from '../../src/ingest/index.js';
 import { fromBase64Url, fromHex, toBase64Url } from '../../src/crypto/index.js';
 import {
   MEASUREMENT_LABEL,
@@ -222,6 +223,45 @@ describe('runJob against a real server', () => {
     // Key order does not matter: the signature is over the canonical form.
     const reordered = Object.fromEntries(Object.entries(s).reverse()) as typeof s;
     expect(verifyStatementSignature({ statement: reordered, signature: signed.signature })).toBe(true);
+  });
+
+  it('decrypts an uploaded dataset into DuckDB and signs its row count (dataset-check); a flipped byte on the server fails the job', async () => {
+    const publisher = createClient({ server: server.url, keys: parties.publisher });
+    const advertiser = createClient({ server: server.url, keys: parties.advertiser });
+    const input = join(dataDir, 'impressions-input.csv');
+    const lines = ['email_hash,campaign_id,shown_at,placement,device_type'];
+    for (let i = 0; i < 500; i += 1) lines.push(`E${i % 70},cmp-${i % 3},2026-11-0${1 + (i % 9)} 10:00:00,homepage,mobile`);
+    writeFileSync(input, `${lines.join('\n')}\n`);
+    const prepared = await prepareDataset({
+      agreement,
+      agreementHash: agreementHash(agreement),
+      table: 'impressions',
+      input,
+      keys: parties.publisher,
+      out: join(dataDir, 'prepared-impressions'),
+      dataset: 'worker-test-uploaded',
+      joinSecret: randomBytes(32),
+    });
+    await uploadDataset(publisher, { dir: prepared.dir, agreement });
+    const submitted = await submitJob(advertiser, agreement.id, { kind: 'dataset-check', datasets: ['worker-test-uploaded'] });
+    const claimed = await ctx.port.claim();
+    expect(claimed?.id).toBe(submitted.id);
+    const result = await runJob(ctx, claimed as ClaimedJob);
+    expect(result.statement.output).toEqual({
+      datasets: [{ dataset: 'worker-test-uploaded', keyCommitment: prepared.signed.manifest.keyCommitment, rows: 500, ciphertext: prepared.signed.manifest.ciphertext.sha256 }],
+    });
+    await ctx.port.finish(submitted.id, { result });
+
+    // The operator's disk is not trusted: one flipped byte and the enclave refuses the dataset.
+    const stored = join(dataDir, 'datasets', agreement.id, 'worker-test-uploaded.mds');
+    const bytes = readFileSync(stored);
+    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 1;
+    writeFileSync(stored, bytes);
+    const again = await submitJob(advertiser, agreement.id, { kind: 'dataset-check', datasets: ['worker-test-uploaded'] });
+    expect(await pollOnce(ctx)).toBe(true);
+    const failed = await getJob(advertiser, agreement.id, again.id);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(/^invalid-input: (chunk \d+ at offset \d+ does not authenticate|dataset worker-test-uploaded: the ciphertext is not the one its owner signed)/);
   });
 
   it('fails a job whose key no service holds, with the code and no key bytes (pollOnce)', async () => {
