@@ -92,6 +92,11 @@ function checkPreparation(table: Table, path: string): Issue[] {
     if (column.c3r !== undefined && column.c3r !== 'cleartext' && column.type !== 'VARCHAR') {
       issues.push({ path: `${where}.type`, message: `a C3R ${column.c3r} column holds text: its type must be VARCHAR` });
     }
+    // A sealed cell is randomized ciphertext: equal values never match, so it can neither join nor
+    // stand for a person (and pseudonymizing it would leave nothing the enclave could open).
+    if (column.c3r === 'sealed' && pseudonymized.has(column.name)) {
+      issues.push({ path: `${where}.c3r`, message: `${column.name} is an identity or join column: a C3R sealed column cannot be one (sealed cells never match); use a fingerprint column` });
+    }
     if (column.c3r === 'cleartext' && table.c3r?.allowCleartext === false) {
       issues.push({ path: `${where}.c3r`, message: 'the table\'s C3R settings do not allow cleartext columns' });
     }

@@ -58,6 +58,10 @@ const rfc3339 = z
   )
   .refine((text) => !Number.isNaN(Date.parse(text)), 'not a real date-time');
 const columnType = z.string().refine(isColumnType, oneOf(COLUMN_TYPES));
+/** A UUID, as C3R takes its `--id`: hex digits in either case (C3R salts its keys with the lower-case form). */
+const c3rCollaborationId = z
+  .string()
+  .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'expected a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex digits)');
 const url = z.string().max(2048).refine((text) => URL.canParse(text), 'expected an absolute URL');
 const positive = z.number().positive();
 const uniqueList = <T extends z.ZodType<string>>(item: T) =>
@@ -150,6 +154,8 @@ export const tableSchema = z.strictObject({
       preserveNulls: z.boolean(),
       /** Whether the enclave may open sealed columns with the provider's C3R secret. */
       decryptInEnclave: z.boolean(),
+      /** The C3R collaboration id the table was encrypted under (C3R's `--id`): it salts the C3R keys. */
+      collaborationId: c3rCollaborationId,
     })
     .optional(),
 });

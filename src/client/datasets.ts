@@ -128,7 +128,8 @@ function checkManifest(client: MalusClient, signed: SignedManifest, parameters: 
     if (reasons.some((r) => r.code === 'not-owner' || r.code === 'not-provider')) {
       throw new MalusError('forbidden', 'only the owner of the table, a data provider of the agreement, uploads its datasets', { reasons });
     }
-    if (reasons.some((r) => r.code === 'bad-signature')) throw new MalusError('signature-invalid', 'the manifest signature does not verify', { reasons });
+    // A folder whose manifest does not verify is bad input on the owner's own machine (exit 2).
+    if (reasons.some((r) => r.code === 'bad-signature')) throw new MalusError('invalid-input', 'manifest.json: the signature does not verify under the owner\'s signing key', { reasons });
     throw new MalusError('invalid-input', 'the manifest does not fit the agreement', { reasons });
   }
 }

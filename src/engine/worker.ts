@@ -198,14 +198,19 @@ async function checkDatasets(ctx: WorkerContext, job: ClaimedJob, keys: readonly
     const checked: CheckedDataset[] = [];
     for (const { dataset, key } of keys) {
       const { signed, content } = await ctx.port.dataset(job.id, dataset);
-      const verdict = verifyManifest(signed, active);
-      if (!verdict.ok) throw new MalusError('invalid-input', `the manifest of dataset ${dataset} does not satisfy the agreement`, { reasons: verdict.reasons });
-      const commitment = keyCommitment(key, job.collaborationId, dataset);
-      if (signed.manifest.dataset !== dataset || signed.manifest.keyCommitment !== commitment) {
-        throw new MalusError('invalid-input', `the key released for ${dataset} is not the one its owner signed for`);
+      try {
+        const verdict = verifyManifest(signed, active);
+        if (!verdict.ok) throw new MalusError('invalid-input', `the manifest of dataset ${dataset} does not satisfy the agreement`, { reasons: verdict.reasons });
+        const commitment = keyCommitment(key, job.collaborationId, dataset);
+        if (signed.manifest.dataset !== dataset || signed.manifest.keyCommitment !== commitment) {
+          throw new MalusError('invalid-input', `the key released for ${dataset} is not the one its owner signed for`);
+        }
+        const loaded = await loadDataset({ connection: db.connection, source: content, key, manifest: signed.manifest, table: verdict.table, as: `ds_${checked.length}` });
+        checked.push({ dataset, keyCommitment: commitment, rows: loaded.rows, ciphertext: signed.manifest.ciphertext.sha256 });
+      } finally {
+        // A refused or half-read download is closed now, not when the connection times out.
+        await content[Symbol.asyncIterator]().return?.();
       }
-      const loaded = await loadDataset({ connection: db.connection, source: content, key, manifest: signed.manifest, table: verdict.table, as: `ds_${checked.length}` });
-      checked.push({ dataset, keyCommitment: commitment, rows: loaded.rows, ciphertext: signed.manifest.ciphertext.sha256 });
     }
     return checked;
   } finally {

@@ -16,7 +16,13 @@ export async function openIngestDb(options: { threads?: number; memoryLimit?: st
     ...(options.threads === undefined ? {} : { threads: String(options.threads) }),
     ...(options.memoryLimit === undefined ? {} : { memory_limit: options.memoryLimit }),
   });
-  const connection = await instance.connect();
+  let connection: DuckDBConnection;
+  try {
+    connection = await instance.connect();
+  } catch (error) {
+    instance.closeSync();
+    throw error;
+  }
   return {
     connection,
     close() {

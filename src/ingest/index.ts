@@ -3,6 +3,7 @@
 export {
   CHUNK_BYTES,
   DATASET_FORMAT,
+  DATASET_ID_PATTERN,
   DATA_KEY_BYTES,
   datasetHeaderSchema,
   datasetSealer,

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Table } from '../agreement/index.js';
+import { DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
+import { pseudonymizedColumns, type Table } from '../agreement/index.js';
 import { MalusError } from '../errors/index.js';
+import { deriveC3rKeys, type C3rKeys } from './c3r/keys.js';
+import { createUnsealer } from './c3r/sealed.js';
+import { valueText } from './c3r/values.js';
 import { ident, literal } from './duckdb.js';
 import { encodeHeader, openDataset, type DatasetHeader } from './format/container.js';
 import { sha256Of, type DatasetManifest } from './format/manifest.js';
@@ -12,6 +15,13 @@ import { sha256Of, type DatasetManifest } from './format/manifest.js';
 // Every chunk is authenticated before any of it is used; the ciphertext hash and the header are
 // checked against the owner-signed manifest. Parquet is read from its end, so the verified
 // plaintext waits in a memory-backed file (tmpfs, mode 0600), deleted as soon as DuckDB has it.
+// A C3R table whose agreement says `c3r.decryptInEnclave` carries the C3R shared secret in the
+// payload's Parquet key-value metadata; its sealed columns are opened here, after the load.
+
+/** The Parquet key-value metadata key under which `dataset prepare` stores the C3R shared secret (base64). */
+export const C3R_SECRET_METADATA_KEY = 'malus.c3r-secret';
+/** Rows read from DuckDB per round trip while sealed cells are opened. */
+const OPEN_BATCH_ROWS = 65_536;
 
 const TMPFS_MAGIC = 0x01021994;
 export const DEFAULT_MEMORY_DIR = '/dev/shm';
@@ -89,7 +99,8 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
           headerHash = sha256Of(encodeHeader(next.value));
           break;
         }
-        writeSync(fd, next.value);
+        // writeSync may write less than asked (a full tmpfs): keep going, or fail on the error.
+        for (let offset = 0; offset < next.value.length; ) offset += writeSync(fd, next.value, offset);
       }
     } finally {
       closeSync(fd);
@@ -100,12 +111,19 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
     }
     if (headerHash !== manifest.headerHash) throw new MalusError('invalid-input', `dataset ${manifest.dataset}: the header is not the one its owner signed`);
     await connection.run(`CREATE TABLE ${ident(target)} AS SELECT * FROM read_parquet(${literal(file)})`);
-    rmSync(dir, { recursive: true, force: true });
+    const c3r = table.c3r?.decryptInEnclave === true ? table.c3r : undefined;
+    let c3rSecret: Buffer | undefined;
     try {
+      // The metadata is read from the file itself, so it must happen before the file goes.
+      if (c3r !== undefined) c3rSecret = await readC3rSecret(connection, file, table);
+      rmSync(dir, { recursive: true, force: true });
       await checkLoaded(connection, target, table, manifest.rows);
+      if (c3r !== undefined && c3rSecret !== undefined) await openSealedColumns(connection, target, table, deriveC3rKeys(c3rSecret, c3r.collaborationId));
     } catch (error) {
       await connection.run(`DROP TABLE IF EXISTS ${ident(target)}`);
       throw error;
+    } finally {
+      c3rSecret?.fill(0);
     }
     return { table: target, rows: manifest.rows, ciphertextBytes: counted.bytes };
   } finally {
@@ -122,4 +140,98 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   }
   const count = Number((await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ident(target)}`)).getRowObjects()[0]?.n);
   if (count !== rows) throw new MalusError('invalid-input', `table ${table.name}: the dataset holds ${count} rows, its header says ${rows}`);
+  // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them again.
+  const violations: string[] = [];
+  const countWhere = async (condition: string): Promise<number> =>
+    Number((await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ident(target)} WHERE ${condition}`)).getRowObjects()[0]?.n);
+  if (table.identityColumn !== null) {
+    const identity = ident(table.identityColumn);
+    const empty = await countWhere(`${identity} IS NULL`);
+    if (empty > 0) violations.push(`${empty} rows have no ${table.identityColumn}`);
+    if (table.duplicates === 'reject') {
+      const repeated = Number(
+        (await connection.runAndReadAll(`SELECT count(*) - count(DISTINCT ${identity}) AS n FROM ${ident(target)}`)).getRowObjects()[0]?.n,
+      );
+      if (repeated > 0) violations.push(`${repeated} rows repeat an identity, and the table's duplicates policy is reject`);
+    }
+  }
+  for (const name of pseudonymizedColumns(table)) {
+    const malformed = await countWhere(`${ident(name)} IS NOT NULL AND NOT regexp_full_match(${ident(name)}, '[0-9a-f]{64}')`);
+    if (malformed > 0) violations.push(`${malformed} values of ${name} are not pseudonyms (64 lower-case hex characters)`);
+  }
+  if (violations.length > 0) throw new MalusError('invalid-input', `table ${table.name}: the dataset breaks the agreement: ${violations.join('; ')}`);
+}
+
+/** The C3R shared secret `dataset prepare` sealed into the payload's key-value metadata. */
+async function readC3rSecret(connection: DuckDBConnection, file: string, table: Table): Promise<Buffer> {
+  const reader = await connection.runAndReadAll(
+    `SELECT value FROM parquet_kv_metadata(${literal(file)}) WHERE key = CAST(${literal(C3R_SECRET_METADATA_KEY)} AS BLOB)`,
+  );
+  const value = reader.getRows()[0]?.[0];
+  if (!(value instanceof DuckDBBlobValue)) {
+    throw new MalusError('invalid-input', `table ${table.name}: its agreement lets the enclave open C3R sealed columns, but the dataset carries no C3R shared secret`);
+  }
+  const text = Buffer.from(value.bytes);
+  try {
+    return Buffer.from(text.toString('latin1'), 'base64');
+  } finally {
+    text.fill(0);
+    value.bytes.fill(0);
+  }
+}
+
+/**
+ * Replaces every sealed column's cells by the values they seal, as text (NULL, and a sealed NULL,
+ * become NULL). Cells are read with their rowid, opened here, staged in a temporary table and
+ * written back with one UPDATE. A cell that does not open is named by column and row, never shown.
+ * The keys are zeroed when done.
+ */
+async function openSealedColumns(connection: DuckDBConnection, target: string, table: Table, keys: C3rKeys): Promise<void> {
+  const sealed = table.columns.filter((c) => c.c3r === 'sealed').map((c) => c.name);
+  const staging = ident(`malus_c3r_open_${target}`);
+  try {
+    if (sealed.length === 0) return;
+    const counted = await connection.runAndReadAll(`SELECT coalesce(max(rowid) + 1, 0) AS n FROM ${ident(target)}`);
+    const end = Number(counted.getRowObjects()[0]?.n ?? 0);
+    await connection.run(`CREATE OR REPLACE TEMP TABLE ${staging} (r BIGINT, ${sealed.map((_, i) => `v${i} VARCHAR`).join(', ')})`);
+    const appender = await connection.createAppender(`malus_c3r_open_${target}`, null, 'temp');
+    const unseal = createUnsealer(keys);
+    const columns = sealed.map((name) => `CAST(${ident(name)} AS VARCHAR)`).join(', ');
+    try {
+      for (let from = 0; from < end; from += OPEN_BATCH_ROWS) {
+        const reader = await connection.runAndReadAll(
+          `SELECT rowid, ${columns} FROM ${ident(target)} WHERE rowid >= ${from} AND rowid < ${from + OPEN_BATCH_ROWS} ORDER BY rowid`,
+        );
+        for (const row of reader.getRows()) {
+          const rowid = row[0] as bigint;
+          // Every cell of the row is opened before any of it is appended: a failure leaves no half row.
+          const opened = sealed.map((name, i) => {
+            const cell = row[i + 1];
+            if (cell === null || cell === undefined) return null;
+            try {
+              const value = unseal(String(cell));
+              return value === null ? null : valueText(value);
+            } catch (error) {
+              const reason = error instanceof Error ? error.message : String(error);
+              throw new MalusError('invalid-input', `table ${table.name}, column ${name}, row ${Number(rowid) + 1}: ${reason}`);
+            }
+          });
+          appender.appendBigInt(rowid);
+          for (const text of opened) {
+            if (text === null) appender.appendNull();
+            else appender.appendVarchar(text);
+          }
+          appender.endRow();
+        }
+      }
+    } finally {
+      appender.closeSync();
+    }
+    const assignments = sealed.map((name, i) => `${ident(name)} = o.v${i}`).join(', ');
+    await connection.run(`UPDATE ${ident(target)} SET ${assignments} FROM ${staging} AS o WHERE ${ident(target)}.rowid = o.r`);
+  } finally {
+    await connection.run(`DROP TABLE IF EXISTS ${staging}`);
+    keys.secret.fill(0);
+    keys.rootKey.fill(0);
+  }
 }

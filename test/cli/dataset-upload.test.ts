@@ -171,6 +171,18 @@ describe('malus dataset upload', () => {
     expect(refused.stderr).toContain(`error: table impressions belongs to ${publisher.identity.id}`);
     await expectNothingOnServer(agreement.id, folder.dataset);
 
+    // A manifest whose signature was altered after prepare: bad input, refused on the owner's machine.
+    const forged = await prepared();
+    const manifestFile = join(forged.dir, 'manifest.json');
+    const signedManifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { signature: { value: string } };
+    const value = signedManifest.signature.value;
+    signedManifest.signature.value = `${value[0] === 'A' ? 'B' : 'A'}${value.slice(1)}`;
+    writeFileSync(manifestFile, JSON.stringify(signedManifest));
+    const badSignature = await run(['dataset', 'upload', ...serverArgs('pub.json'), forged.dir]);
+    expect(badSignature.code).toBe(2);
+    expect(badSignature.stderr).toContain("error: manifest.json: the signature does not verify under the owner's signing key\nbad-signature: ");
+    await expectNothingOnServer(agreement.id, forged.dataset);
+
     const mine = await prepared();
     const mismatch = await run(['dataset', 'upload', ...serverArgs('pub.json'), '--agreement', 'b.yaml', mine.dir]);
     expect(mismatch.code).toBe(2);

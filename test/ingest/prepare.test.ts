@@ -102,6 +102,25 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it("re-checks the agreement's identity rules inside the enclave: a client that skipped them is caught at load", async () => {
+    // A provider whose own tool skipped the duplicates check: the rows repeat an identity.
+    const prepared = await prepareDataset(params(write('repeats.csv', CONVERSIONS)));
+    const sealed = sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8')));
+    const key = await openOwnerDataKey(sealed, keys.advertiser);
+    const strict = { ...agreement.tables[0]!, duplicates: 'reject' as const };
+    const db = await openIngestDb();
+    try {
+      const source = createReadStream(join(prepared.dir, DATASET_FILES.ciphertext));
+      await expect(loadDataset({ connection: db.connection, source, key, manifest: prepared.signed.manifest, table: strict })).rejects.toThrow(
+        "table conversions: the dataset breaks the agreement: 1 rows repeat an identity, and the table's duplicates policy is reject",
+      );
+      // Nothing of it stays loaded.
+      expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
+    } finally {
+      db.close();
+    }
+  });
+
   it('reports every bad value with its row and column, values of identity columns never quoted', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value', ',c-1,2026-01-02,1', 'x,c-2,yesterday,1', 'y,c-3,2026-01-02,abc'];
     const error = await prepareError(params(write('bad-values.csv', lines.join('\n'))));
@@ -134,6 +153,18 @@ describe('dataset prepare and load', () => {
         'column secret: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
       ].join('\n'),
     );
+  });
+
+  it('refuses a header naming a column twice, and a path DuckDB would read as a glob', async () => {
+    const twice = await prepareError(params(write('twice.csv', 'email_hash,campaign_id,order_date,order_value,Campaign_ID\nx,c,2026-01-01,1,d\n')));
+    expect(twice.describe()).toBe('the input header does not match the table: 1 problem\ncolumn Campaign_ID: appears twice in the header (fields 2 and 5)');
+    const glob = await prepareError(params(write('q[12].csv', CONVERSIONS)));
+    expect(glob.message).toMatch(/contains a glob character/);
+  });
+
+  it('refuses a dataset id the server would not take, before reading anything', async () => {
+    const error = await prepareError(params(write('id.csv', CONVERSIONS), { dataset: 'My_Data' }));
+    expect(error.message).toBe('dataset id My_Data: expected 3 to 64 characters: a-z, 0-9, ".", "_", "-", starting with a letter or digit');
   });
 
   it('refuses an empty file and a header without rows', async () => {

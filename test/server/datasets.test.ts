@@ -525,7 +525,7 @@ describe('the manifest the SDK checks before anything leaves', () => {
     // A manifest whose signature was made over other fields.
     const forged = signManifest({ ...folder.manifest.manifest, rows: 99 }, { partyId: parties.publisher.identity.id, signingSecret: parties.publisher.signingSecret });
     writeFileSync(folder.paths.manifest, JSON.stringify({ manifest: folder.manifest.manifest, signature: forged.signature }));
-    expect((await rejection(uploadDataset(clientOf(parties.publisher), { dir: folder.dir, agreement: collab.agreement }))).code).toBe('signature-invalid');
+    expect((await rejection(uploadDataset(clientOf(parties.publisher), { dir: folder.dir, agreement: collab.agreement }))).code).toBe('invalid-input');
     await expectNothingStored(collab, folder.dataset);
   });
 });

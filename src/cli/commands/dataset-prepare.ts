@@ -9,6 +9,7 @@ import {
   JOIN_SECRET_BYTES,
   deriveJoinKey,
   joinKeyCommitment,
+  parseC3rSharedSecret,
   parseJoinSecret,
   prepareDataset,
   type CsvEncoding,
@@ -37,6 +38,8 @@ interface PrepareOptions {
 }
 
 const JOIN_SECRET_ENV = 'MALUS_JOIN_SECRET';
+/** C3R's own variable for the collaboration's shared secret (standard base64), as `malus c3r` reads it. */
+const C3R_SECRET_ENV = 'C3R_SHARED_SECRET';
 
 function joinSecretFrom(io: CliIo, variable: string): Uint8Array | undefined {
   const value = io.env[variable];
@@ -69,6 +72,9 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
       const agreement = readAgreementFile(options.agreement);
       const keys = loadKeys(io, options.key, options.passphraseEnv);
       const joinSecret = joinSecretFrom(io, options.joinSecretEnv);
+      // Read only for a table whose sealed columns the enclave may open; prepare refuses when it is missing.
+      const c3rValue = agreement.tables.find((t) => t.name === options.table)?.c3r?.decryptInEnclave === true ? io.env[C3R_SECRET_ENV] : undefined;
+      const c3rSecret = c3rValue === undefined || c3rValue === '' ? undefined : parseC3rSharedSecret(c3rValue, `environment variable ${C3R_SECRET_ENV}`);
       const started = performance.now();
       const prepared = await prepareDataset({
         agreement,
@@ -88,8 +94,11 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
         out: options.out,
         ...(options.dataset === undefined ? {} : { dataset: options.dataset }),
         ...(joinSecret === undefined ? {} : { joinSecret }),
+        ...(c3rSecret === undefined ? {} : { c3rSecret }),
+      }).finally(() => {
+        joinSecret?.fill(0);
+        c3rSecret?.fill(0);
       });
-      joinSecret?.fill(0);
       if (options.json === true) {
         printJson(io, prepared.signed);
         return;

@@ -1,7 +1,7 @@
 // Output files are never half-written: the data goes to a temporary file next to the output, which
 // is renamed over the output only once everything succeeded. An existing output is replaced only
 // when asked (C3R's --overwrite).
-import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MalusError } from '../../errors/index.js';
@@ -27,6 +27,8 @@ export async function writeAtomically(output: string, overwrite: boolean, write:
   const temporary = join(dirname(output), `.${basename(output)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await write(temporary);
+    // Decrypted output is plaintext: readable by its owner only, whoever wrote the file (DuckDB too).
+    chmodSync(temporary, 0o600);
     // Checked again: the output may have appeared while we worked.
     if (!overwrite && existsSync(output)) throw new MalusError('invalid-input', `${output} already exists; pass --overwrite to replace it`);
     renameSync(temporary, output);
@@ -38,7 +40,7 @@ export async function writeAtomically(output: string, overwrite: boolean, write:
 
 /** Buffered text writes to a new file (created exclusively): `write` appends, `close` flushes. */
 export function openTextOutput(path: string): { write(text: string): void; close(): void } {
-  const fd = openSync(path, 'wx');
+  const fd = openSync(path, 'wx', 0o600);
   let pending: string[] = [];
   let size = 0;
   const flush = (): void => {

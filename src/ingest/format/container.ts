@@ -21,12 +21,14 @@ const MAX_HEADER_BYTES = 64 * 1024;
 const TAG_BYTES = 16;
 const NONCE_PREFIX_BYTES = 7;
 export const DATA_KEY_BYTES = 32;
+/** A dataset id, as the API and the file paths on the server take it. */
+export const DATASET_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{2,63}$/;
 
 const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/);
 
 export const datasetHeaderSchema = z.strictObject({
   format: z.literal(DATASET_FORMAT),
-  dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+  dataset: z.string().regex(DATASET_ID_PATTERN),
   collaboration: z.string().min(1).max(64),
   agreementHash: sha256Ref,
   table: z.string().min(1).max(63),

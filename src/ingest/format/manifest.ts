@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { pseudonymizedColumns, type Agreement, type Table } from '../../agreement/index.js';
 import { fromBase64Url, signEd25519, toBase64Url, utf8, verifyEd25519 } from '../../crypto/index.js';
 import { decodeSigningKey } from '../../identity/index.js';
+import { DATASET_ID_PATTERN } from './container.js';
 
 // The dataset manifest, `malus.dataset-manifest/v1`: what the owner vouches for, signed with its
 // Ed25519 key. The server and the enclave both check it against the active agreement; it holds
@@ -16,7 +17,7 @@ const sha256Ref = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64
 
 export const manifestSchema = z.strictObject({
   format: z.literal(MANIFEST_FORMAT),
-  dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected 1 to 64 characters: letters, digits, ".", "_", "-"'),
+  dataset: z.string().regex(DATASET_ID_PATTERN, 'expected a dataset id: 3 to 64 characters, a-z, 0-9, ".", "_", "-"'),
   collaboration: z.string().min(1).max(64),
   agreementHash: sha256Ref,
   table: z.string().min(1).max(63),
@@ -77,6 +78,7 @@ export const MANIFEST_REASON_CODES = [
   'not-owner',
   'not-provider',
   'schema-mismatch',
+  'rows-out-of-bounds',
   'agreement-not-in-lineage',
   'bad-signature',
 ] as const;
@@ -106,6 +108,10 @@ export function verifyManifest(
   } else {
     if (table.owner !== manifest.owner || signature.signer !== table.owner) {
       reasons.push({ code: 'not-owner', message: `table ${table.name} belongs to ${table.owner}; the manifest is signed by ${signature.signer} for owner ${manifest.owner}` });
+    }
+    const { min, max } = table.rows ?? {};
+    if ((min !== undefined && manifest.rows < min) || (max !== undefined && manifest.rows > max)) {
+      reasons.push({ code: 'rows-out-of-bounds', message: `the dataset has ${manifest.rows} rows; table ${table.name} takes ${min ?? 0} to ${max ?? 'any number of'}` });
     }
     if (tableSchemaHash(table) !== manifest.schemaHash) {
       reasons.push({ code: 'schema-mismatch', message: `the dataset was prepared for a different schema of table ${table.name} than the agreement now states` });

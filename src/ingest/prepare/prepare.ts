@@ -1,19 +1,22 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { pseudonymizedColumns, type Agreement, type Table } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
 import type { PartyKeys } from '../../identity/index.js';
 import { keyCommitment } from '../../keyrelease/index.js';
-import { openIngestDb, literal, type IngestDb } from '../duckdb.js';
-import { DATA_KEY_BYTES, datasetSealer, newDatasetHeader } from '../format/container.js';
+import { deriveC3rKeys } from '../c3r/keys.js';
+import { unsealC3rCell } from '../c3r/sealed.js';
+import { ident, openIngestDb, literal, type IngestDb } from '../duckdb.js';
+import { DATASET_ID_PATTERN, DATA_KEY_BYTES, datasetSealer, newDatasetHeader } from '../format/container.js';
 import { DATASET_FILES } from '../format/files.js';
 import { sealDataKeyForOwner } from '../format/key-at-rest.js';
 import { MANIFEST_FORMAT, sha256Of, signManifest, tableSchemaHash, type SignedManifest } from '../format/manifest.js';
+import { C3R_SECRET_METADATA_KEY } from '../load.js';
 import { createNamedPipe } from '../pipe.js';
 import { deriveJoinKey, joinKeyCommitment } from './join-key.js';
-import { inferFormat, stageInput, type CsvDialect, type InputFormat } from './read.js';
+import { RAW_TABLE, inferFormat, stageInput, type CsvDialect, type InputFormat } from './read.js';
 import { planPreparation, validateStaged } from './validate.js';
 
 // `malus dataset prepare`, on the provider's machine: read, check against the agreement,
@@ -33,6 +36,12 @@ export interface PrepareParameters {
   readonly dataset?: string;
   /** The providers' shared join secret; needed when the table has identity or join columns. */
   readonly joinSecret?: Uint8Array;
+  /**
+   * The C3R collaboration's shared secret; needed, and only then used, when the table says
+   * `c3r.decryptInEnclave`. It travels inside the encrypted payload only (Parquet key-value
+   * metadata), so only an enclave the data key is released to can read it. The caller zeroes it.
+   */
+  readonly c3rSecret?: Uint8Array;
   readonly now?: Date;
   readonly threads?: number;
 }
@@ -65,6 +74,51 @@ function joinKeyFor(agreement: Agreement, table: Table, secret: Uint8Array | und
   return key;
 }
 
+/** The C3R shared secret when the table lets the enclave open its sealed columns, else undefined (never stored). */
+function c3rSecretFor(table: Table, secret: Uint8Array | undefined): { secret: Uint8Array; collaborationId: string } | undefined {
+  if (table.c3r?.decryptInEnclave !== true) return undefined;
+  if (secret === undefined) {
+    throw new MalusError('usage', `table ${table.name} lets the enclave open its C3R sealed columns (c3r.decryptInEnclave): give the collaboration's C3R shared secret (C3R_SHARED_SECRET)`);
+  }
+  return { secret, collaborationId: table.c3r.collaborationId };
+}
+
+/**
+ * Checks that the secret opens the first sealed cell of the input, so that a wrong secret (or a
+ * wrong c3r.collaborationId) is refused here rather than inside the enclave. The cell is never shown.
+ */
+async function checkC3rSecret(db: IngestDb, table: Table, c3r: { secret: Uint8Array; collaborationId: string }): Promise<void> {
+  const keys = deriveC3rKeys(c3r.secret, c3r.collaborationId);
+  try {
+    for (const column of table.columns.filter((c) => c.c3r === 'sealed')) {
+      const name = ident(column.name);
+      const reader = await db.connection.runAndReadAll(`SELECT rowid AS r, CAST(${name} AS VARCHAR) AS v FROM ${RAW_TABLE} WHERE ${name} IS NOT NULL ORDER BY rowid LIMIT 1`);
+      const first = reader.getRowObjects()[0];
+      if (first === undefined) continue;
+      const at = `row ${Number(first.r) + 1}, column ${column.name}`;
+      try {
+        unsealC3rCell(String(first.v), keys);
+      } catch (error) {
+        if (error instanceof MalusError && error.message.includes('does not authenticate')) {
+          throw new MalusError('invalid-input', `the C3R shared secret does not open the input's sealed cells (${at}): the secret or the table's c3r.collaborationId is not the one the file was encrypted with`);
+        }
+        throw new MalusError('invalid-input', `${at}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return;
+    }
+    throw new MalusError('invalid-input', `table ${table.name} lets the enclave open its sealed columns, but the input has no sealed cell to check the C3R shared secret against`);
+  } finally {
+    keys.secret.fill(0);
+    keys.rootKey.fill(0);
+  }
+}
+
+/** The COPY option that stores the C3R secret in the Parquet file's key-value metadata (base64). */
+function c3rSecretOption(c3r: { secret: Uint8Array } | undefined): string {
+  if (c3r === undefined) return '';
+  return `, KV_METADATA {${ident(C3R_SECRET_METADATA_KEY)}: ${literal(Buffer.from(c3r.secret.buffer, c3r.secret.byteOffset, c3r.secret.byteLength).toString('base64'))}}`;
+}
+
 function prepareOutputDir(out: string): { final: string; staging: string } {
   const final = resolve(out);
   if (existsSync(final) && readdirSync(final).length > 0) throw new MalusError('usage', `output folder ${out} exists and is not empty`);
@@ -74,39 +128,57 @@ function prepareOutputDir(out: string): { final: string; staging: string } {
 }
 
 /** Streams `SELECT … FROM malus_raw` as Parquet through a pipe into the sealer and the file. */
-async function writeCiphertext(db: IngestDb, output: string, file: string, seal: ReturnType<typeof datasetSealer>): Promise<{ sha256: string; bytes: number }> {
+async function writeCiphertext(
+  db: IngestDb,
+  output: string,
+  file: string,
+  seal: ReturnType<typeof datasetSealer>,
+  extraOptions = '',
+): Promise<{ sha256: string; bytes: number }> {
   const pipe = await createNamedPipe();
   const hash = createHash('sha256');
   let bytes = 0;
   const sink = createWriteStream(file, { mode: 0o600 });
+  // A failed write (disk full, folder gone) rejects here instead of becoming an uncaught error.
+  const sinkFailed = new Promise<never>((_, reject) => sink.once('error', reject));
+  sinkFailed.catch(() => undefined);
   const write = async (data: Buffer): Promise<void> => {
     hash.update(data);
     bytes += data.length;
-    if (!sink.write(data)) await new Promise<void>((done) => sink.once('drain', () => { done(); }));
+    if (!sink.write(data)) await Promise.race([new Promise<void>((done) => sink.once('drain', () => { done(); })), sinkFailed]);
   };
+  const source = createReadStream(pipe.path, { highWaterMark: 1 << 20 });
+  const reading = (async () => {
+    await write(seal.prefix);
+    for await (const piece of source) {
+      for (const chunk of seal.push(piece as Buffer)) await write(chunk);
+    }
+    await write(seal.finish());
+  })();
+  // Observed now, so that a reader failure while COPY runs is never an unhandled rejection.
+  const readOutcome = reading.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   try {
-    const reading = (async () => {
-      await write(seal.prefix);
-      for await (const piece of createReadStream(pipe.path, { highWaterMark: 1 << 20 })) {
-        for (const chunk of seal.push(piece as Buffer)) await write(chunk);
-      }
-      await write(seal.finish());
-    })();
+    let copyError: unknown;
     try {
-      await db.connection.run(
-        `COPY (${output}) TO ${literal(pipe.path)} (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false)`,
-      );
+      await db.connection.run(`COPY (${output}) TO ${literal(pipe.path)} (FORMAT parquet, COMPRESSION snappy, USE_TMP_FILE false${extraOptions})`);
     } catch (error) {
+      copyError = error;
       // Unblock the reader, which may still wait for a writer to open the pipe.
       closeSync(openSync(pipe.path, constants.O_RDWR | constants.O_NONBLOCK));
-      await reading.catch(() => undefined);
-      throw new MalusError('invalid-input', 'DuckDB could not write the prepared rows', { cause: error });
     }
-    await reading;
+    const readError = await readOutcome;
+    if (readError !== undefined) {
+      throw new MalusError('internal', `cannot write the encrypted dataset: ${(readError as NodeJS.ErrnoException).code ?? 'write failed'}`);
+    }
+    if (copyError !== undefined) throw new MalusError('invalid-input', 'DuckDB could not write the prepared rows');
     sink.end();
-    await finished(sink);
+    await Promise.race([finished(sink), sinkFailed]);
     return { sha256: `sha256:${hash.digest('hex')}`, bytes };
   } finally {
+    source.destroy();
     sink.destroy();
     pipe.remove();
   }
@@ -117,15 +189,21 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
   const owner = keys.identity.id;
   const table = findTable(agreement, parameters.table, owner);
   const joinKey = joinKeyFor(agreement, table, parameters.joinSecret);
+  const c3rSecret = c3rSecretFor(table, parameters.c3rSecret);
   const dataset = parameters.dataset ?? table.name;
+  if (!DATASET_ID_PATTERN.test(dataset)) {
+    throw new MalusError('invalid-input', `dataset id ${dataset}: expected 3 to 64 characters: a-z, 0-9, ".", "_", "-", starting with a letter or digit${parameters.dataset === undefined ? ' (the table name is used unless --dataset is given)' : ''}`);
+  }
   const format = parameters.format ?? inferFormat(parameters.input);
   const { final, staging } = prepareOutputDir(parameters.out);
-  const db = await openIngestDb(parameters.threads === undefined ? {} : { threads: parameters.threads });
   const dataKey = randomBytes(DATA_KEY_BYTES);
+  let db: IngestDb | undefined;
   try {
+    db = await openIngestDb(parameters.threads === undefined ? {} : { threads: parameters.threads });
     const staged = await stageInput(db, { path: parameters.input, format, ...(parameters.dialect === undefined ? {} : { dialect: parameters.dialect }), columns: table.columns });
     const plan = planPreparation(table, joinKey);
     await validateStaged(db, table, plan, staged.rows);
+    if (c3rSecret !== undefined) await checkC3rSecret(db, table, c3rSecret);
     const header = newDatasetHeader({
       dataset,
       collaboration: agreement.id,
@@ -135,9 +213,14 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
       schemaHash: tableSchemaHash(table),
       rows: staged.rows,
     });
-    for (const statement of plan.maps) await db.connection.run(statement);
+    for (const statement of plan.maps) {
+      // The statement holds key material: its error, which may quote it, is never passed on.
+      await db.connection.run(statement).catch(() => {
+        throw new MalusError('internal', 'DuckDB could not pseudonymize the join columns');
+      });
+    }
     const seal = datasetSealer(header, dataKey);
-    const ciphertext = await writeCiphertext(db, plan.output, join(staging, DATASET_FILES.ciphertext), seal);
+    const ciphertext = await writeCiphertext(db, plan.output, join(staging, DATASET_FILES.ciphertext), seal, c3rSecretOption(c3rSecret));
     const signed = signManifest(
       {
         format: MANIFEST_FORMAT,
@@ -159,7 +242,8 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     const sealedKey = await sealDataKeyForOwner(dataKey, { collaboration: agreement.id, dataset }, keys);
     writeFileSync(join(staging, DATASET_FILES.manifest), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
     writeFileSync(join(staging, DATASET_FILES.dataKey), `${JSON.stringify(sealedKey, null, 2)}\n`, { mode: 0o600 });
-    if (existsSync(final)) rmSync(final, { recursive: true });
+    // Only an empty folder is replaced (rmdir refuses any other): nothing put there meanwhile is lost.
+    if (existsSync(final)) rmdirSync(final);
     renameSync(staging, final);
     return { dir: final, signed };
   } catch (error) {
@@ -168,6 +252,6 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
   } finally {
     dataKey.fill(0);
     joinKey?.fill(0);
-    db.close();
+    db?.close();
   }
 }

@@ -91,6 +91,14 @@ function csvHeader(path: string, dialect: CsvDialect): string[] {
 /** Matches the file's columns to the agreement's: exactly, else ignoring case; every mismatch is reported. */
 function matchColumns(found: readonly string[], columns: readonly Column[]): Map<string, string> {
   const problems = new ProblemList();
+  const seen = new Map<string, number>();
+  found.forEach((name, i) => {
+    const key = name.trim().toLowerCase();
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else problems.add({ column: name === '' ? '(unnamed)' : name, message: `appears twice in the header (fields ${first + 1} and ${i + 1})` });
+  });
+  problems.throwIfAny('the input header does not match the table');
   const byName = new Map<string, string>();
   const remaining = new Set(found);
   for (const column of columns) {
@@ -157,6 +165,8 @@ export async function stageInput(
     throw new MalusError('file-unreadable', `cannot read input ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (size === 0) throw new MalusError('invalid-input', `the input ${path} is empty`);
+  // DuckDB expands glob patterns in file names: a name with one could make it read other files.
+  if (/[*?[\]{}]/.test(path)) throw new MalusError('usage', `the input path ${path} contains a glob character (* ? [ ] { }): rename the file`);
   const encoding = dialect.encoding ?? 'utf-8';
   let source: string;
   let select: string;

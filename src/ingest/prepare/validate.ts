@@ -41,6 +41,12 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>) {
   if (column.c3r === 'sealed' || column.c3r === 'fingerprint') {
     const prefix = C3R_PREFIX[column.c3r];
     checks.push({ column: column.name, failing: `${raw} IS NOT NULL AND NOT starts_with(${text}, '${prefix}')`, message: `is not a C3R ${column.c3r} cell (${prefix}…)`, quoteValue: false });
+    // C3R writes a NULL as an empty cell only when the collaboration preserves NULLs; otherwise it
+    // seals (or fingerprints) every NULL, so an empty cell means other settings or another file.
+    if (table.c3r?.preserveNulls === false) {
+      const verb = column.c3r === 'sealed' ? 'seals' : 'fingerprints';
+      checks.push({ column: column.name, failing: `${raw} IS NULL`, message: `is empty, but the table's C3R settings do not preserve NULLs (C3R ${verb} every NULL)`, quoteValue: false });
+    }
   }
   let typed = value;
   if (column.type !== 'VARCHAR') {
