@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
 import { pseudonymizedColumns, type Table } from '../agreement/index.js';
@@ -8,6 +8,7 @@ import { deriveC3rKeys, type C3rKeys } from './c3r/keys.js';
 import { createUnsealer } from './c3r/sealed.js';
 import { valueText } from './c3r/values.js';
 import { ident, literal } from './duckdb.js';
+import { DEFAULT_MEMORY_DIR, isMemoryBacked } from './memory-dir.js';
 import { encodeHeader, openDataset, type DatasetHeader } from './format/container.js';
 import { sha256Of, type DatasetManifest } from './format/manifest.js';
 
@@ -23,8 +24,6 @@ export const C3R_SECRET_METADATA_KEY = 'malus.c3r-secret';
 /** Rows read from DuckDB per round trip while sealed cells are opened. */
 const OPEN_BATCH_ROWS = 65_536;
 
-const TMPFS_MAGIC = 0x01021994;
-export const DEFAULT_MEMORY_DIR = '/dev/shm';
 
 export interface LoadParameters {
   readonly connection: DuckDBConnection;
@@ -47,13 +46,7 @@ export interface LoadedDataset {
 }
 
 function requireMemoryDir(dir: string): void {
-  let type: number;
-  try {
-    type = statfsSync(dir).type;
-  } catch {
-    throw new MalusError('internal', `the memory-backed folder ${dir} does not exist: plaintext would have to touch disk`);
-  }
-  if (type !== TMPFS_MAGIC) throw new MalusError('internal', `${dir} is not a tmpfs: refusing to write decrypted data to disk`);
+  if (!isMemoryBacked(dir)) throw new MalusError('internal', `${dir} is not a tmpfs (or does not exist): refusing to write decrypted data to disk`);
 }
 
 function headerMismatch(header: DatasetHeader, manifest: DatasetManifest): string | undefined {
@@ -140,24 +133,30 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   }
   const count = Number((await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ident(target)}`)).getRowObjects()[0]?.n);
   if (count !== rows) throw new MalusError('invalid-input', `table ${table.name}: the dataset holds ${count} rows, its header says ${rows}`);
-  // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them again.
-  const violations: string[] = [];
-  const countWhere = async (condition: string): Promise<number> =>
-    Number((await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ident(target)} WHERE ${condition}`)).getRowObjects()[0]?.n);
+  // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them
+  // again, all in one scan.
+  const measures: { sql: string; says: (n: number) => string }[] = [];
   if (table.identityColumn !== null) {
     const identity = ident(table.identityColumn);
-    const empty = await countWhere(`${identity} IS NULL`);
-    if (empty > 0) violations.push(`${empty} rows have no ${table.identityColumn}`);
+    measures.push({ sql: `count(*) FILTER (WHERE ${identity} IS NULL)`, says: (n) => `${n} rows have no ${table.identityColumn}` });
     if (table.duplicates === 'reject') {
-      const repeated = Number(
-        (await connection.runAndReadAll(`SELECT count(*) - count(DISTINCT ${identity}) AS n FROM ${ident(target)}`)).getRowObjects()[0]?.n,
-      );
-      if (repeated > 0) violations.push(`${repeated} rows repeat an identity, and the table's duplicates policy is reject`);
+      measures.push({ sql: `count(${identity}) - count(DISTINCT ${identity})`, says: (n) => `${n} rows repeat an identity, and the table's duplicates policy is reject` });
     }
   }
   for (const name of pseudonymizedColumns(table)) {
-    const malformed = await countWhere(`${ident(name)} IS NOT NULL AND NOT regexp_full_match(${ident(name)}, '[0-9a-f]{64}')`);
-    if (malformed > 0) violations.push(`${malformed} values of ${name} are not pseudonyms (64 lower-case hex characters)`);
+    const column = ident(name);
+    measures.push({
+      sql: `count(*) FILTER (WHERE ${column} IS NOT NULL AND (length(${column}) <> 64 OR NOT regexp_full_match(${column}, '[0-9a-f]{64}')))`,
+      says: (n) => `${n} values of ${name} are not pseudonyms (64 lower-case hex characters)`,
+    });
+  }
+  const violations: string[] = [];
+  if (measures.length > 0) {
+    const row = (await connection.runAndReadAll(`SELECT ${measures.map((m, i) => `${m.sql} AS m${i}`).join(', ')} FROM ${ident(target)}`)).getRows()[0] ?? [];
+    measures.forEach((measure, i) => {
+      const n = Number(row[i] ?? 0);
+      if (n > 0) violations.push(measure.says(n));
+    });
   }
   if (violations.length > 0) throw new MalusError('invalid-input', `table ${table.name}: the dataset breaks the agreement: ${violations.join('; ')}`);
 }

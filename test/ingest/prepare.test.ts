@@ -121,6 +121,18 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it('streams through a named pipe where there is no tmpfs, with the same result', async () => {
+    const prepared = await prepareDataset(params(write('piped.csv', CONVERSIONS), { memoryDir: join(dir, 'not-a-tmpfs') }));
+    const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8'))), keys.advertiser);
+    const db = await openIngestDb();
+    try {
+      const source = createReadStream(join(prepared.dir, DATASET_FILES.ciphertext));
+      expect((await loadDataset({ connection: db.connection, source, key, manifest: prepared.signed.manifest, table: agreement.tables[0]! })).rows).toBe(3);
+    } finally {
+      db.close();
+    }
+  });
+
   it('reports every bad value with its row and column, values of identity columns never quoted', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value', ',c-1,2026-01-02,1', 'x,c-2,yesterday,1', 'y,c-3,2026-01-02,abc'];
     const error = await prepareError(params(write('bad-values.csv', lines.join('\n'))));

@@ -154,7 +154,14 @@ async function csvRejects(db: IngestDb, expected: number, encoding: string, prob
 /** Loads the input into `malus_raw`, or throws every structural problem it found. */
 export async function stageInput(
   db: IngestDb,
-  input: { path: string; format: InputFormat; dialect?: CsvDialect; columns: readonly Column[] },
+  input: {
+    path: string;
+    format: InputFormat;
+    dialect?: CsvDialect;
+    columns: readonly Column[];
+    /** Wraps the query of the input's rows (columns named as in the agreement) to compute more in the same pass. */
+    stage?: (inner: string) => string;
+  },
 ): Promise<StagedInput> {
   const { path, format, columns } = input;
   const dialect = input.dialect ?? {};
@@ -207,8 +214,9 @@ export async function stageInput(
     const byName = matchColumns(names, columns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
   }
+  const inner = `SELECT ${select} FROM ${source}`;
   try {
-    await db.connection.run(`CREATE OR REPLACE TEMP TABLE ${RAW_TABLE} AS SELECT ${select} FROM ${source}`);
+    await db.connection.run(`CREATE OR REPLACE TEMP TABLE ${RAW_TABLE} AS ${input.stage === undefined ? inner : input.stage(inner)}`);
   } catch (error) {
     throw readFailure(error, encoding);
   }

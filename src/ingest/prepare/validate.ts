@@ -18,6 +18,12 @@ interface Check {
 }
 
 export interface PreparationPlan {
+  /**
+   * The staging query around the input's rows (`inner`, columns named as in the agreement): adds
+   * each column's typed value and each check's flag, each computed once, so that every later step
+   * reads materialized values instead of normalizing and casting again.
+   */
+  readonly stage: (inner: string) => string;
   /** The query that turns `malus_raw` into the dataset's rows, in the agreement's column order. */
   readonly output: string;
   /** Statements that build the pseudonym maps `output` joins with; run after validation. */
@@ -27,16 +33,28 @@ export interface PreparationPlan {
 
 const C3R_PREFIX = { sealed: '02:enc:', fingerprint: '02:hmac:' } as const;
 
-function columnPlan(table: Table, column: Column, sensitive: Set<string>) {
+/** The staged column holding a column's typed value, and the one holding check k's flag. */
+const typedName = (i: number): string => `malus_t${i}`;
+const flagName = (k: number): string => `malus_f${k}`;
+
+const valueName = (i: number): string => `malus_n${i}`;
+
+/**
+ * One column's expressions, each computed once at its own level of the staging query: `value`
+ * (normalized text) over the raw column, `typed` over the value's column, and checks over the raw,
+ * value and typed columns by name.
+ */
+function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: number) {
   const raw = ident(column.name);
+  const valueRef = valueName(i);
+  const typedRef = typedName(i);
   const checks: Check[] = [];
   const quoteValue = !sensitive.has(column.name);
   const text = `CAST(${raw} AS VARCHAR)`;
-  let value = text;
   const normalizers = column.normalize ?? [];
+  const value = normalizers.length > 0 ? `(${normalizeSql(normalizers, text, column.type)})` : text;
   if (normalizers.length > 0) {
-    value = `(${normalizeSql(normalizers, text, column.type)})`;
-    checks.push({ column: column.name, failing: `${value} IS NULL AND ${raw} IS NOT NULL`, message: `cannot be normalized with ${normalizers.join(', ')}`, quoteValue });
+    checks.push({ column: column.name, failing: `${valueRef} IS NULL AND ${raw} IS NOT NULL`, message: `cannot be normalized with ${normalizers.join(', ')}`, quoteValue });
   }
   if (column.c3r === 'sealed' || column.c3r === 'fingerprint') {
     const prefix = C3R_PREFIX[column.c3r];
@@ -48,39 +66,47 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>) {
       checks.push({ column: column.name, failing: `${raw} IS NULL`, message: `is empty, but the table's C3R settings do not preserve NULLs (C3R ${verb} every NULL)`, quoteValue: false });
     }
   }
-  let typed = value;
+  let typed = valueRef;
   if (column.type !== 'VARCHAR') {
-    typed = `TRY_CAST(${value} AS ${column.type})`;
-    checks.push({ column: column.name, failing: `${typed} IS NULL AND ${value} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
+    typed = `TRY_CAST(${valueRef} AS ${column.type})`;
+    checks.push({ column: column.name, failing: `${typedRef} IS NULL AND ${valueRef} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
   }
   if (column.name === table.identityColumn) {
-    checks.push({ column: column.name, failing: `${typed} IS NULL OR trim(CAST(${typed} AS VARCHAR)) = ''`, message: 'is empty: the identity column must hold a value on every row', quoteValue: false });
+    const empty = column.type === 'VARCHAR' ? `trim(${typedRef}) = ''` : 'false';
+    checks.push({ column: column.name, failing: `${typedRef} IS NULL OR ${empty}`, message: 'is empty: the identity column must hold a value on every row', quoteValue: false });
   }
-  return { typed, checks };
+  return { value, typed, checks };
 }
 
 export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
   const pseudonymized = new Set(pseudonymizedColumns(table));
   const rule = table.analysisRule;
   const sensitive = new Set([...pseudonymized, ...(table.identityColumn === null ? [] : [table.identityColumn]), ...(rule.type === 'custom' ? [] : rule.joinColumns)]);
+  const plans = table.columns.map((column, i) => columnPlan(table, column, sensitive, i));
+  const checks: Check[] = plans.flatMap((plan) => plan.checks).map((check, k) => ({ ...check, failing: flagName(k) }));
+  const flags = plans.flatMap((plan) => plan.checks).map((check, k) => `(${check.failing}) AS ${flagName(k)}`);
+  const stage = (inner: string): string => {
+    const values = plans.map((plan, i) => `${plan.value} AS ${valueName(i)}`).join(', ');
+    const typed = plans.map((plan, i) => `${plan.typed} AS ${typedName(i)}`).join(', ');
+    const withFlags = flags.length === 0 ? '' : `, ${flags.join(', ')}`;
+    return `SELECT * EXCLUDE (${plans.map((_, i) => valueName(i)).join(', ')})${withFlags} FROM (SELECT *, ${typed} FROM (SELECT *, ${values} FROM (${inner})))`;
+  };
   const select: string[] = [];
   const joins: string[] = [];
   const maps: string[] = [];
-  const checks: Check[] = [];
-  for (const column of table.columns) {
-    const plan = columnPlan(table, column, sensitive);
-    checks.push(...plan.checks);
+  table.columns.forEach((column, i) => {
+    const typed = typedName(i);
     if (joinKey === undefined || !pseudonymized.has(column.name)) {
-      select.push(`${plan.typed} AS ${ident(column.name)}`);
-      continue;
+      select.push(`${typed} AS ${ident(column.name)}`);
+      return;
     }
     // Identifiers repeat (one person, many rows): hash each distinct value once, then join.
     const map = `malus_map_${maps.length}`;
-    maps.push(`CREATE OR REPLACE TEMP TABLE ${map} AS SELECT v, ${pseudonymSql(joinKey, 'v')} AS p FROM (SELECT DISTINCT ${plan.typed} AS v FROM ${RAW_TABLE}) WHERE v IS NOT NULL`);
-    joins.push(`LEFT JOIN ${map} ON ${map}.v = ${plan.typed}`);
+    maps.push(`CREATE OR REPLACE TEMP TABLE ${map} AS SELECT v, ${pseudonymSql(joinKey, 'v')} AS p FROM (SELECT DISTINCT ${typed} AS v FROM ${RAW_TABLE}) WHERE v IS NOT NULL`);
+    joins.push(`LEFT JOIN ${map} ON ${map}.v = ${RAW_TABLE}.${typed}`);
     select.push(`${map}.p AS ${ident(column.name)}`);
-  }
-  return { output: `SELECT ${select.join(', ')} FROM ${RAW_TABLE} ${joins.join(' ')}`, maps, checks };
+  });
+  return { stage, output: `SELECT ${select.join(', ')} FROM ${RAW_TABLE} ${joins.join(' ')}`, maps, checks };
 }
 
 function shown(value: unknown): string {
@@ -138,7 +164,5 @@ async function countWhere(db: IngestDb, condition: string): Promise<number> {
 }
 
 function identityExpression(table: Table): string {
-  const column = table.columns.find((c) => c.name === table.identityColumn) as Column;
-  const text = `CAST(${ident(column.name)} AS VARCHAR)`;
-  return (column.normalize ?? []).length > 0 ? `(${normalizeSql(column.normalize ?? [], text, column.type)})` : text;
+  return typedName(table.columns.findIndex((c) => c.name === table.identityColumn));
 }
