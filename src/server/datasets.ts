@@ -136,7 +136,8 @@ async function keyRegistered(ctx: ServerContext, records: readonly DatasetRecord
   return new Set(records.filter((r) => registered.has(`${r.datasetId}\u0000${r.keyCommitment}`)).map((r) => r.datasetId));
 }
 
-function toView(record: DatasetRecord, registered: boolean): DatasetView {
+/** What a dataset is, in hashes and counts: the same facts in its view and in its log entry. */
+function datasetFacts(record: DatasetRecord) {
   return {
     dataset: record.datasetId,
     table: record.table,
@@ -148,6 +149,12 @@ function toView(record: DatasetRecord, registered: boolean): DatasetView {
     schemaHash: record.schemaHash,
     agreementHash: record.agreementHash,
     keyCommitment: record.keyCommitment,
+  };
+}
+
+function toView(record: DatasetRecord, registered: boolean): DatasetView {
+  return {
+    ...datasetFacts(record),
     createdAt: record.createdAt,
     keyRegistered: registered,
   };
@@ -436,16 +443,7 @@ async function complete(ctx: ServerContext, files: DatasetFiles, pending: Datase
     collaboration: record.collaborationId,
     actor: { kind: 'party', id: record.owner },
     time: now,
-    dataset: record.datasetId,
-    table: record.table,
-    owner: record.owner,
-    rows: record.rows,
-    bytes: record.bytes,
-    ciphertext: record.ciphertextSha256,
-    headerHash: record.headerHash,
-    schemaHash: record.schemaHash,
-    agreementHash: record.agreementHash,
-    keyCommitment: record.keyCommitment,
+    ...datasetFacts(record),
   };
   // Encoded (and so validated) before anything moves: a refused entry leaves the upload as it was.
   const entry = toLogAppend(event);
