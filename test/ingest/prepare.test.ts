@@ -133,6 +133,16 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it('prepares a table whose columns are named like the internal ones (v, p)', async () => {
+    const odd = mutable(agreement);
+    odd.tables[0].columns[1].name = 'p';
+    odd.tables[0].columns[2].name = 'v';
+    odd.tables[0].analysisRule.dimensionColumns = ['p', 'v'];
+    const input = write('vp.csv', CONVERSIONS.replace('campaign_id,order_date', 'p,v'));
+    const prepared = await prepareDataset(params(input, { agreement: odd, agreementHash: agreementHash(odd) }));
+    expect(prepared.signed.manifest.rows).toBe(3);
+  });
+
   it('reports every bad value with its row and column, values of identity columns never quoted', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value', ',c-1,2026-01-02,1', 'x,c-2,yesterday,1', 'y,c-3,2026-01-02,abc'];
     const error = await prepareError(params(write('bad-values.csv', lines.join('\n'))));

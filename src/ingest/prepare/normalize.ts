@@ -5,12 +5,20 @@ import { literal } from '../duckdb.js';
 // match (docs/dataset-preparation.md). Each is a DuckDB expression over VARCHAR that yields NULL
 // when a value cannot be normalized; the caller reports those rows.
 
+/**
+ * DuckDB's trim (spaces only) is costly per call; most values have nothing to trim, so it is
+ * called only for those that start or end with a space: the same result, several times faster.
+ */
+export function trimSql(x: string): string {
+  return `(CASE WHEN starts_with(${x}, ' ') OR ends_with(${x}, ' ') THEN trim(${x}) ELSE ${x} END)`;
+}
+
 const EMAIL = String.raw`^[^@\s]+@[^@\s]+\.[^@\s]+$`;
 const E164 = String.raw`^\+[1-9][0-9]{6,14}$`;
 
 /** The e-mail canonical form of UID2 and similar schemes: trimmed, lower-case, Gmail dots and +tags dropped. */
 function email(x: string): string {
-  const t = `lower(trim(${x}))`;
+  const t = `lower(${trimSql(x)})`;
   const local = `split_part(${t}, '@', 1)`;
   const domain = `split_part(${t}, '@', 2)`;
   const gmailLocal = `replace(split_part(${local}, '+', 1), '.', '')`;
@@ -27,7 +35,7 @@ function email(x: string): string {
  */
 function e164(x: string, countryCode: string | undefined): string {
   // DuckDB eliminates the repeated subexpressions, so spelling them out costs nothing at run time.
-  const d = `regexp_replace(trim(${x}), '[ ().\\-]', '', 'g')`;
+  const d = `regexp_replace(${trimSql(x)}, '[ ().\\-]', '', 'g')`;
   let national = 'NULL';
   if (countryCode !== undefined) {
     const digits = countryCode.slice(1);
@@ -45,14 +53,14 @@ function e164(x: string, countryCode: string | undefined): string {
 
 /** The expression for one normalizer applied to `x` (VARCHAR), for a column of type `target`. */
 export function normalizerSql(normalizer: string, x: string, target: string): string {
-  if (normalizer === 'trim') return `trim(${x})`;
+  if (normalizer === 'trim') return trimSql(x);
   if (normalizer === 'lowercase') return `lower(${x})`;
   if (normalizer === 'uppercase') return `upper(${x})`;
   if (normalizer === 'email') return email(x);
   if (normalizer === 'e164' || normalizer.startsWith('e164:')) return e164(x, normalizer === 'e164' ? undefined : normalizer.slice(5));
   if (normalizer.startsWith('date:')) {
-    const parsed = `try_strptime(trim(${x}), ${literal(normalizer.slice(5))})`;
-    return target === 'VARCHAR' ? `strftime(${parsed}, '%Y-%m-%d')` : `CAST(${parsed} AS VARCHAR)`;
+    const parsed = `try_strptime(${trimSql(x)}, ${literal(normalizer.slice(5))})`;
+    return target === 'VARCHAR' || target === 'DATE' ? `strftime(${parsed}, '%Y-%m-%d')` : `CAST(${parsed} AS VARCHAR)`;
   }
   throw new MalusError('agreement-invalid', `unknown normalizer ${normalizer}`);
 }

@@ -1,7 +1,7 @@
 import { pseudonymizedColumns, type Column, type Table } from '../../agreement/index.js';
 import { ident, type IngestDb } from '../duckdb.js';
 import { pseudonymSql } from './join-key.js';
-import { normalizeSql } from './normalize.js';
+import { normalizeSql, trimSql } from './normalize.js';
 import { ProblemList, type Problem } from './problems.js';
 import { RAW_TABLE } from './read.js';
 
@@ -46,12 +46,15 @@ const valueName = (i: number): string => `malus_n${i}`;
  */
 function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: number) {
   const raw = ident(column.name);
-  const valueRef = valueName(i);
-  const typedRef = typedName(i);
-  const checks: Check[] = [];
-  const quoteValue = !sensitive.has(column.name);
   const text = `CAST(${raw} AS VARCHAR)`;
   const normalizers = column.normalize ?? [];
+  // A text column without normalizers is its own value: nothing is copied for it.
+  const normalized = normalizers.length > 0;
+  const converted = normalized || column.type !== 'VARCHAR';
+  const valueRef = normalized ? valueName(i) : text;
+  const typedRef = converted ? typedName(i) : text;
+  const checks: Check[] = [];
+  const quoteValue = !sensitive.has(column.name);
   const value = normalizers.length > 0 ? `(${normalizeSql(normalizers, text, column.type)})` : text;
   if (normalizers.length > 0) {
     checks.push({ column: column.name, failing: `${valueRef} IS NULL AND ${raw} IS NOT NULL`, message: `cannot be normalized with ${normalizers.join(', ')}`, quoteValue });
@@ -72,10 +75,12 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
     checks.push({ column: column.name, failing: `${typedRef} IS NULL AND ${valueRef} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
   }
   if (column.name === table.identityColumn) {
-    const empty = column.type === 'VARCHAR' ? `trim(${typedRef}) = ''` : 'false';
+    const empty = column.type === 'VARCHAR' ? `${trimSql(typedRef)} = ''` : 'false';
     checks.push({ column: column.name, failing: `${typedRef} IS NULL OR ${empty}`, message: 'is empty: the identity column must hold a value on every row', quoteValue: false });
   }
-  return { value, typed, checks };
+  // Qualified for the output query, which joins tables whose columns could share a name with it.
+  const outputRef = converted ? `${RAW_TABLE}.${typedName(i)}` : `CAST(${RAW_TABLE}.${raw} AS VARCHAR)`;
+  return { value: normalized ? value : undefined, typed: converted ? typed : undefined, outputRef, checks };
 }
 
 export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
@@ -86,16 +91,17 @@ export function planPreparation(table: Table, joinKey: Uint8Array | undefined): 
   const checks: Check[] = plans.flatMap((plan) => plan.checks).map((check, k) => ({ ...check, failing: flagName(k) }));
   const flags = plans.flatMap((plan) => plan.checks).map((check, k) => `(${check.failing}) AS ${flagName(k)}`);
   const stage = (inner: string): string => {
-    const values = plans.map((plan, i) => `${plan.value} AS ${valueName(i)}`).join(', ');
-    const typed = plans.map((plan, i) => `${plan.typed} AS ${typedName(i)}`).join(', ');
-    const withFlags = flags.length === 0 ? '' : `, ${flags.join(', ')}`;
-    return `SELECT * EXCLUDE (${plans.map((_, i) => valueName(i)).join(', ')})${withFlags} FROM (SELECT *, ${typed} FROM (SELECT *, ${values} FROM (${inner})))`;
+    const values = plans.flatMap((plan, i) => (plan.value === undefined ? [] : [`${plan.value} AS ${valueName(i)}`]));
+    const typed = plans.flatMap((plan, i) => (plan.typed === undefined ? [] : [`${plan.typed} AS ${typedName(i)}`]));
+    const level = (items: string[], from: string): string => (items.length === 0 ? from : `SELECT *, ${items.join(', ')} FROM (${from})`);
+    const exclude = values.length === 0 ? '' : ` EXCLUDE (${plans.flatMap((plan, i) => (plan.value === undefined ? [] : [valueName(i)])).join(', ')})`;
+    return `SELECT *${exclude}${flags.length === 0 ? '' : `, ${flags.join(', ')}`} FROM (${level(typed, level(values, inner))})`;
   };
   const select: string[] = [];
   const joins: string[] = [];
   const maps: string[] = [];
   table.columns.forEach((column, i) => {
-    const typed = typedName(i);
+    const typed = (plans[i] as { outputRef: string }).outputRef;
     if (joinKey === undefined || !pseudonymized.has(column.name)) {
       select.push(`${typed} AS ${ident(column.name)}`);
       return;
@@ -103,7 +109,7 @@ export function planPreparation(table: Table, joinKey: Uint8Array | undefined): 
     // Identifiers repeat (one person, many rows): hash each distinct value once, then join.
     const map = `malus_map_${maps.length}`;
     maps.push(`CREATE OR REPLACE TEMP TABLE ${map} AS SELECT v, ${pseudonymSql(joinKey, 'v')} AS p FROM (SELECT DISTINCT ${typed} AS v FROM ${RAW_TABLE}) WHERE v IS NOT NULL`);
-    joins.push(`LEFT JOIN ${map} ON ${map}.v = ${RAW_TABLE}.${typed}`);
+    joins.push(`LEFT JOIN ${map} ON ${map}.v = ${typed}`);
     select.push(`${map}.p AS ${ident(column.name)}`);
   });
   return { stage, output: `SELECT ${select.join(', ')} FROM ${RAW_TABLE} ${joins.join(' ')}`, maps, checks };
@@ -164,5 +170,7 @@ async function countWhere(db: IngestDb, condition: string): Promise<number> {
 }
 
 function identityExpression(table: Table): string {
-  return typedName(table.columns.findIndex((c) => c.name === table.identityColumn));
+  const i = table.columns.findIndex((c) => c.name === table.identityColumn);
+  const column = table.columns[i] as Column;
+  return (column.normalize ?? []).length > 0 || column.type !== 'VARCHAR' ? typedName(i) : `CAST(${ident(column.name)} AS VARCHAR)`;
 }
