@@ -6,19 +6,13 @@ import { fromBase64Url } from '../crypto/index.js';
 import { createWorkerIdentity, readSimCa, registerWorker, verifyStatementSignature } from '../engine/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
 import { keyCommitment } from '../keyrelease/index.js';
+import { need, short } from './narration.js';
 import type { Step } from './scenario.js';
 import type { DemoContext } from './context.js';
 
 // The confidential-compute part of the story: each party checks the clean room's evidence before
 // trusting it, the providers register their data keys sealed to the attested key-release service,
 // an enclave proves it received exactly those keys, and a worker running other code is refused.
-
-function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new MalusError('internal', `demo step ran before ${what} existed`);
-  return value;
-}
-
-const short = (hex: string): string => `${hex.slice(0, 16)}…`;
 
 export const partiesCheckTheCleanRoom: Step<DemoContext> = {
   title: "Each party verifies the clean room's attestation before trusting it",

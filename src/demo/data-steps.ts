@@ -5,6 +5,7 @@ import { listDatasets, uploadDataset } from '../client/index.js';
 import { MalusError } from '../errors/index.js';
 import { DATASET_FILES, deriveJoinKey, joinKeyCommitment, openOwnerDataKey, prepareDataset, sealedDataKeySchema } from '../ingest/index.js';
 import type { DemoContext } from './context.js';
+import { need, short } from './narration.js';
 import type { Step } from './scenario.js';
 import { BUYERS, CAMPAIGNS, KNOWN_OVERLAP, VIEWERS, emailHash, writeConversions, writeImpressions } from './synthetic.js';
 
@@ -12,12 +13,6 @@ import { BUYERS, CAMPAIGNS, KNOWN_OVERLAP, VIEWERS, emailHash, writeConversions,
 // normalize, pseudonymize, encrypt), upload them after checking the clean room's attestation, and
 // the demo looks at what the server now holds.
 
-function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new MalusError('internal', `demo step ran before ${what} existed`);
-  return value;
-}
-
-const short = (hex: string): string => `${hex.slice(0, 16)}…`;
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 export const providersAgreeJoinSecret: Step<DemoContext> = {

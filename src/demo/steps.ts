@@ -19,15 +19,10 @@ import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/ind
 import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
 import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
 import type { DemoContext } from './context.js';
+import { need } from './narration.js';
 import type { Step } from './scenario.js';
 
 export type { DemoContext } from './context.js';
-
-
-function need<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new MalusError('internal', `demo step ran before ${what} existed`);
-  return value;
-}
 
 const makeIdentities: Step<DemoContext> = {
   title: 'Each organization makes its own identity',
