@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import {
   type PreparedDataset,
 } from '../../src/ingest/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
+import { prepareError } from './prepare-helpers.js';
 import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
 
 // A C3R table registered as a Malus dataset: C3R's own sample output (marshalled_data_sample.csv,
@@ -72,16 +73,6 @@ function params(agreement: Agreement, table: string, input: string, extra: Parti
   };
 }
 
-async function prepareError(parameters: PrepareParameters): Promise<MalusError> {
-  try {
-    await prepareDataset(parameters);
-  } catch (error) {
-    expect(error).toBeInstanceOf(MalusError);
-    expect(() => statSync(parameters.out)).toThrow();
-    return error as MalusError;
-  }
-  throw new Error('prepareDataset did not fail');
-}
 
 /** The owner's view of a prepared dataset: its manifest and its data key. */
 async function opened(prepared: PreparedDataset, owner: PartyKeys) {

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, type Agreement } from '../../src/agreement/index.js';
-import { MalusError } from '../../src/errors/index.js';
 import {
   DATASET_FILES,
   deriveJoinKey,
@@ -19,6 +18,7 @@ import {
   verifyManifest,
   type PrepareParameters,
 } from '../../src/ingest/index.js';
+import { prepareError } from './prepare-helpers.js';
 import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
 
 let dir: string;
@@ -52,16 +52,6 @@ function params(input: string, extra: Partial<PrepareParameters> = {}): PrepareP
   };
 }
 
-async function prepareError(parameters: PrepareParameters): Promise<MalusError> {
-  try {
-    await prepareDataset(parameters);
-  } catch (error) {
-    expect(error).toBeInstanceOf(MalusError);
-    expect(() => statSync(parameters.out)).toThrow();
-    return error as MalusError;
-  }
-  throw new Error('prepareDataset did not fail');
-}
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'malus-prepare-'));
