@@ -51,6 +51,7 @@ function ruleColumns(rule: AnalysisRule): { field: string; names: string[] }[] {
       return [
         { field: 'joinColumns', names: rule.joinColumns },
         { field: 'listColumns', names: rule.listColumns },
+        ...(rule.outputConstraints ?? []).map((c, i) => ({ field: `outputConstraints[${i}].columnName`, names: [c.columnName] })),
       ];
     case 'custom':
       return [];
@@ -166,6 +167,13 @@ const templatesAreConsistent: Check = (agreement) => {
         issues.push({ path: `templates[${i}].parameters[${j}].name`, message: `duplicate parameter ${name}` });
       }
     }
+    (template.outputConstraints ?? []).forEach((constraint, j) => {
+      const table = agreement.tables.find((t) => t.name === constraint.table);
+      if (table === undefined) issues.push({ path: `templates[${i}].outputConstraints[${j}].table`, message: `table ${constraint.table} is not in tables` });
+      else if (!table.columns.some((c) => c.name === constraint.columnName)) {
+        issues.push({ path: `templates[${i}].outputConstraints[${j}].columnName`, message: `column ${constraint.columnName} is not in table ${table.name}` });
+      }
+    });
     template.parameters.forEach((parameter, j) => {
       const { min, max } = parameter;
       if (min !== undefined && max !== undefined && typeof min === typeof max && min > max) {

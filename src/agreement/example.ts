@@ -124,19 +124,20 @@ templates:
              SUM(c.order_value) AS revenue
       FROM impressions i LEFT JOIN conversions c
         ON i.email_hash = c.email_hash AND i.campaign_id = c.campaign_id
-      WHERE i.shown_at >= :since
+      WHERE i.shown_at >= $since
       GROUP BY i.campaign_id
     parameters:
       - { name: since, type: DATE, min: "2020-01-01", max: "2099-12-31" }
+    outputConstraints:    # Malus drops any campaign with fewer than 50 viewers
+      - { table: impressions, columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
     approvedBy: [${q(adv.id)}, ${q(pub.id)}]
 
-# Differential privacy: each query spends from a budget that refreshes monthly.
+# Differential privacy: a budget that refreshes monthly; no query is required to spend from it yet.
 privacy:
   accounting: pure
   budget: { epsilon: 10 }
   refresh: monthly
-  policies:
-    - { template: reach_and_conversions, required: true, mechanism: laplace, costPerQuery: { epsilon: 1 }, maxRowsPerIdentity: 10 }
+  policies: []
 
 receivers: [${q(adv.id)}]    # results are sealed to these parties only
 

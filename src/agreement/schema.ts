@@ -102,7 +102,7 @@ const aggregateColumnSchema = z.strictObject({
 
 const outputConstraintSchema = z.strictObject({
   columnName: identifier,
-  minimum: z.number().int().min(2),
+  minimum: z.number().int().min(2).max(100_000),
   type: z.literal('COUNT_DISTINCT'),
 });
 
@@ -123,6 +123,8 @@ const listRuleSchema = z.strictObject({
   joinColumns: z.array(identifier).min(1),
   allowedJoinOperators: uniqueList(z.enum(JOIN_OPERATORS)).optional(),
   listColumns: z.array(identifier).min(1),
+  /** Each listed value must stand for at least k distinct identities; without one, no list query runs. */
+  outputConstraints: z.array(outputConstraintSchema).min(1).optional(),
   additionalAnalyses: z.enum(ADDITIONAL_ANALYSES).optional(),
 });
 
@@ -176,6 +178,8 @@ export const templateSchema = z.strictObject({
   description: z.string().max(2000).optional(),
   sql: z.string().min(1).max(65536),
   parameters: z.array(parameterSchema),
+  /** k constraints on the template's outermost query: each output row must count at least k distinct values of the column. */
+  outputConstraints: z.array(outputConstraintSchema.extend({ table: identifier })).optional(),
   approvedBy: uniqueList(partyId),
 });
 

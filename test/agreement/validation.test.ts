@@ -261,7 +261,19 @@ const crossCases: Case[] = [
       { path: 'tables[0].analysisRule.dimensionColumns[0]', message: 'column campaign_id is not in columns' },
     ],
   ],
-  ['duplicate table name', (d) => (d.tables[1].name = 'conversions'), [{ path: 'tables[1].name', message: 'duplicate table conversions' }]],
+  [
+    'duplicate table name',
+    (d) => (d.tables[1].name = 'conversions'),
+    [
+      { path: 'tables[1].name', message: 'duplicate table conversions' },
+      { path: 'templates[0].outputConstraints[0].table', message: 'table impressions is not in tables' },
+    ],
+  ],
+  [
+    'template k constraint on an unknown column',
+    (d) => (d.templates[0].outputConstraints[0].columnName = 'nobody'),
+    [{ path: 'templates[0].outputConstraints[0].columnName', message: 'column nobody is not in table impressions' }],
+  ],
   [
     'template parameter min above max',
     (d) => (d.templates[0].parameters[0].min = '2100-01-01'),
@@ -318,24 +330,27 @@ const crossCases: Case[] = [
   ],
   [
     'privacy policy naming both table and template',
-    (d) => (d.privacy.policies[0].table = 'conversions'),
+    (d) => (d.privacy.policies = [{ ...{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }, table: 'conversions' }]),
     [{ path: 'privacy.policies[0]', message: 'name exactly one of table or template' }],
   ],
   [
     'privacy policy naming neither',
-    (d) => delete d.privacy.policies[0].template,
+    (d) => (d.privacy.policies = [{ ...{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }, template: undefined }]),
     [{ path: 'privacy.policies[0]', message: 'name exactly one of table or template' }],
   ],
   [
     'privacy policy naming an unknown table',
     (d) => {
-      d.privacy.policies[0] = { ...d.privacy.policies[0], template: undefined, table: 'clicks' };
+      d.privacy.policies = [{ ...{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }, template: undefined, table: 'clicks' }];
     },
     [{ path: 'privacy.policies[0].table', message: 'table clicks is not in tables' }],
   ],
   [
     'zCDP accounting with costs in epsilon',
-    (d) => (d.privacy.accounting = 'zcdp'),
+    (d) => {
+      d.privacy.accounting = 'zcdp';
+      d.privacy.policies = [{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }];
+    },
     [
       { path: 'privacy.budget.rho', message: 'required for zcdp accounting' },
       { path: 'privacy.policies[0].costPerQuery.rho', message: 'required for zcdp accounting' },

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import type { Agreement } from '../agreement/index.js';
+import { checkAdhoc } from './adhoc.js';
+import { Findings, isNode, location, text } from './ast.js';
+import { checkText, checkTree } from './limits.js';
+import { bindParameters } from './parameters.js';
+import { functionCatalog, parseSql, type AstNode } from './parser.js';
+import { rewriteQuery } from './rewrite.js';
+import { checkTemplate } from './template.js';
+import type { BoundParameter, CheckedQuery, QueryRequest } from './types.js';
+
+// The pipeline of a query check (docs/queries.md): who asks, the text's bounds, DuckDB's parse,
+// the rule walk (ad-hoc or template), the parameters, then the rewrite. Every step adds its
+// violations; the query is allowed only when there are none, and only then rewritten.
+
+const sha256Ref = (text: string): string => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
+
+/** The first keyword of each statement in the text, with its offset: for a message about a non-SELECT statement. */
+function statementKeywords(sql: string): { word: string; at: number }[] {
+  const found: { word: string; at: number }[] = [];
+  const pattern = /(^|;)\s*(?:--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*([A-Za-z]+)/g;
+  for (const m of sql.matchAll(pattern)) {
+    const word = m[2] as string;
+    found.push({ word: word.toUpperCase(), at: m.index + m[0].length - word.length });
+  }
+  return found;
+}
+
+function denied(findings: Findings, queryHash: string, kind: CheckedQuery['kind'] = null, tables: readonly string[] = []): CheckedQuery {
+  return { allowed: false, violations: findings.list, kind, tables, rewritten: '', parameters: [], queryHash };
+}
+
+export async function checkQuery(agreement: Agreement, request: QueryRequest, options: { as?: string } = {}): Promise<CheckedQuery> {
+  const findings = new Findings();
+  if (options.as !== undefined) {
+    const party = agreement.parties.find((p) => p.id === options.as);
+    if (party === undefined) findings.add('party-unknown', `party ${options.as} is not in the agreement`, null);
+    else if (!party.roles.includes('analyst')) findings.add('not-analyst', `${party.name} does not have the analyst role`, null);
+  }
+  const template = request.template === undefined ? undefined : (agreement.templates ?? []).find((t) => t.name === request.template);
+  if (request.template !== undefined && template === undefined) {
+    findings.add('template-unknown', `the agreement has no template ${request.template}`, null);
+    return denied(findings, sha256Ref(''));
+  }
+  const sql = template?.sql ?? request.sql ?? '';
+  const queryHash = sha256Ref(sql);
+  if (!checkText(sql, findings)) return denied(findings, queryHash);
+
+  const parsed = await parseSql(sql);
+  if (!parsed.ok) {
+    if (parsed.kind === 'not-select') {
+      const other = statementKeywords(sql).find((k) => k.word !== 'SELECT' && k.word !== 'WITH' && k.word !== 'FROM' && k.word !== 'VALUES');
+      findings.add('statement-not-allowed', `${other === undefined ? 'this statement' : other.word} is not allowed: only a single SELECT runs`, other?.at ?? 0);
+    } else {
+      findings.add('syntax-error', parsed.message.replace(/^Parser Error: /, ''), parsed.position);
+    }
+    return denied(findings, queryHash);
+  }
+  if (parsed.statements.length !== 1) {
+    const second = statementKeywords(sql)[1];
+    findings.add('multiple-statements', `the text holds ${parsed.statements.length} statements; exactly one SELECT runs`, second?.at ?? null);
+    return denied(findings, queryHash);
+  }
+  const statement = parsed.statements[0] as AstNode;
+  if (!checkTree(statement, findings)) return denied(findings, queryHash);
+  const node = isNode(statement.node) ? statement.node : undefined;
+  const type = node === undefined ? '' : text(node, 'type');
+  findings.fallback = location(node);
+  const catalog = await functionCatalog();
+
+  if (template !== undefined) {
+    const result = checkTemplate(template, statement, agreement, catalog, findings, options.as);
+    const parameters: BoundParameter[] = bindParameters(template, request.parameters ?? {}, findings);
+    privacyGate(agreement, result.tables, template.name, findings);
+    if (!findings.empty) return denied(findings, queryHash, 'template', result.tables);
+    if (type !== 'SELECT_NODE') {
+      findings.add('set-operation', 'a template\'s outermost query must be a SELECT (wrap a set operation in a CTE)', node);
+      return denied(findings, queryHash, 'template', result.tables);
+    }
+    const rewritten = await rewriteQuery({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: false, cteNames: result.cteNames });
+    return { allowed: true, violations: [], kind: 'template', tables: result.tables, rewritten, parameters, queryHash };
+  }
+
+  if (type === 'SET_OPERATION_NODE') {
+    findings.add('set-operation', `${text(node as AstNode, 'setop_type') || 'set operations'} is not allowed`, node);
+    return denied(findings, queryHash);
+  }
+  if (type === 'RECURSIVE_CTE_NODE') {
+    findings.add('recursive-cte', 'recursive CTEs are not allowed', node);
+    return denied(findings, queryHash);
+  }
+  if (type !== 'SELECT_NODE' || node === undefined) {
+    findings.add('unsupported-syntax', `${type || 'this query'} is not supported`, node);
+    return denied(findings, queryHash);
+  }
+  const result = checkAdhoc(node, agreement, catalog, findings);
+  const tables = result.scope.tables.map((ref) => ref.table.name).sort();
+  privacyGate(agreement, tables, undefined, findings);
+  if (!findings.empty) return denied(findings, queryHash, result.kind, tables);
+  const rewritten = await rewriteQuery({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: result.kind === 'list' });
+  return { allowed: true, violations: [], kind: result.kind, tables, rewritten, parameters: [], queryHash };
+}
+
+/** Differential privacy is applied by a later stage of the pipeline; until it runs, a query that requires it is refused. */
+function privacyGate(agreement: Agreement, tables: readonly string[], template: string | undefined, findings: Findings): void {
+  for (const policy of agreement.privacy?.policies ?? []) {
+    if (!policy.required) continue;
+    const applies = (policy.table !== undefined && tables.includes(policy.table)) || (template !== undefined && policy.template === template);
+    if (applies) findings.add('privacy-required', `the agreement requires differential privacy for ${policy.template ?? policy.table ?? 'this query'}, which this Malus does not apply yet`, null);
+  }
+}
