@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { agreementSchema, agreementSignatureSchema } from '../agreement/index.js';
+import { receiptSchema } from '../ledger/index.js';
+import { queryRequestSchema } from '../rules/index.js';
 import { collaborationIdParams } from './schemas.js';
 
 // Wire schemas of key release, enclave workers and jobs (docs/key-release.md, docs/enclave.md).
@@ -88,12 +90,25 @@ export const workerView = z.strictObject({
   lastSeenAt: z.string(),
 });
 
-export const submitJobBody = z.strictObject({
+const checkJobBody = z.strictObject({
   kind: z
     .enum(['key-check', 'dataset-check'])
     .describe("key-check: the enclave fetches the datasets' keys and signs commitments to them; dataset-check: it also decrypts every dataset into DuckDB and signs row counts and ciphertext hashes"),
   datasets: z.array(resourceId).min(1).max(64).refine((d) => new Set(d).size === d.length, 'has duplicates'),
 });
+
+/** Which dataset to read for a table; a table left out reads its newest complete dataset. */
+const tableDatasets = z
+  .record(tableName, resourceId)
+  .refine((d) => Object.keys(d).length <= 64, 'names more than 64 tables')
+  .describe('the dataset to read for each table (default: the newest complete dataset of the table)');
+
+/** A governed query (docs/queries.md): ad-hoc SQL, or an approved template with its parameters. */
+const queryJobBodies = queryRequestSchema.options.map((request) =>
+  request.extend({ kind: z.literal('query').describe('query: the enclave runs the checked SQL over the datasets and seals the result to the receivers'), datasets: tableDatasets.optional() }),
+);
+
+export const submitJobBody = z.union([checkJobBody, ...queryJobBodies]);
 
 const statementSchema = z.strictObject({
   format: z.literal('malus.job-result/v1'),
@@ -114,6 +129,25 @@ const statementSchema = z.strictObject({
 
 export const signedStatementSchema = z.strictObject({ statement: statementSchema, signature: b64url(100).min(86) });
 
+/**
+ * The most base64url characters a sealed result's ciphertext may have: 24 MiB of text, about 18 MiB
+ * of ciphertext, above what an enclave sends (result-too-large) and below the finish route's body limit.
+ */
+export const MAX_SEALED_CIPHERTEXT_CHARS = 24 * 1024 * 1024;
+
+/** A query's result rows, encrypted to the agreement's receivers (docs/enclave.md). */
+export const sealedResultSchema = z.strictObject({
+  format: z.literal('malus.sealed-result/v1'),
+  /** AES-256-GCM nonce, 12 bytes. */
+  nonce: z.string().regex(/^[A-Za-z0-9_-]{16}$/, 'expected 12 bytes as base64url'),
+  ciphertext: b64url(MAX_SEALED_CIPHERTEXT_CHARS).min(22),
+  /** The content key sealed with HPKE to each receiver's X25519 key. */
+  recipients: z.array(z.strictObject({ party: partyId, enc: key32, key: b64url(256).min(1) })).min(1).max(64),
+});
+
+/** What a job's result is: the signed statement, and for a query the sealed rows it describes. */
+export const jobResultSchema = signedStatementSchema.extend({ sealed: sealedResultSchema.optional() });
+
 export const jobView = z.strictObject({
   id: jobIdSchema,
   collaboration: z.string(),
@@ -123,7 +157,7 @@ export const jobView = z.strictObject({
   state: z.enum(['queued', 'running', 'succeeded', 'failed']),
   submittedBy: partyId,
   worker: z.string().nullable(),
-  result: signedStatementSchema.nullable(),
+  result: jobResultSchema.nullable(),
   error: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -139,15 +173,35 @@ export const claimedJobView = z.strictObject({
   agreement: hash,
   kind: z.string(),
   datasets: z.array(z.string()),
+  /** The party that submitted the job. */
+  submittedBy: partyId,
+  /** For a query job: the request as submitted (the enclave checks it again) and the dataset of each table. */
+  query: queryRequestSchema.optional(),
+  tables: z.record(tableName, resourceId).optional(),
   heldByControlPlane: z.array(z.string()),
   versions: z.array(z.strictObject({ agreement: agreementSchema, signatures: z.array(agreementSignatureSchema) })),
 });
 
 export const claimView = z.strictObject({ job: claimedJobView.nullable() });
 
-export const finishJobBody = z.union([z.strictObject({ result: signedStatementSchema }), z.strictObject({ error: z.string().min(1).max(1000) })]);
+export const finishJobBody = z.union([z.strictObject({ result: jobResultSchema }), z.strictObject({ error: z.string().min(1).max(1000) })]);
+
+/**
+ * A job's receipt: the malus.receipt/v1 of its job.finished entry, with what a verifier needs to
+ * check the result without the server: the signed statement, the worker's registration evidence
+ * (as it was received, base64url) and the agreement the job ran under.
+ */
+export const jobReceiptView = z.strictObject({
+  ...receiptSchema.shape,
+  statement: signedStatementSchema,
+  enclave: z.strictObject({ platform, evidence, certificates, encryptionKey: key32, challenge: key32 }),
+  agreement: agreementSchema,
+});
 
 export type JobView = z.infer<typeof jobView>;
+export type JobReceiptView = z.infer<typeof jobReceiptView>;
+export type SealedResultView = z.infer<typeof sealedResultSchema>;
+export type SubmitJobBody = z.infer<typeof submitJobBody>;
 export type ServiceAttestationView = z.infer<typeof serviceAttestationView>;
 export type WorkerView = z.infer<typeof workerView>;
 export type ClaimedJobView = z.infer<typeof claimedJobView>;

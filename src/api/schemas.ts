@@ -64,6 +64,7 @@ export const problemSchema = z
     instance: z.string().optional(),
     issues: z.array(z.strictObject({ path: z.string(), message: z.string() })).optional(),
     reasons: z.array(z.strictObject({ code: z.string(), message: z.string() })).optional(),
+    violations: z.array(z.strictObject({ code: z.string(), message: z.string(), position: z.number().int().nullable() })).optional(),
   })
   .describe('RFC 9457 problem details (application/problem+json)');
 

@@ -10,6 +10,7 @@ import { registerKeygen } from './commands/keygen.js';
 import { registerKms } from './commands/kms.js';
 import { registerC3r } from './commands/c3r.js';
 import { registerLog } from './commands/log.js';
+import { registerQuery } from './commands/query.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 import type { CliIo } from './io.js';
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIo): Command {
   registerAgreement(program, io);
   registerCollab(program, io);
   registerDataset(program, io);
+  registerQuery(program, io);
   registerLog(program, io);
   registerAttest(program, io);
   registerVerify(program, io);

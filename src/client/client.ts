@@ -202,10 +202,11 @@ export function requestBytes(client: MalusClient, path: string): Promise<Uint8Ar
 function problemToError(status: number, json: unknown): MalusError {
   const problem = problemSchema.safeParse(json);
   if (!problem.success) return new MalusError('server-error', `server answered ${status}`);
-  const { code, detail, issues, reasons } = problem.data;
+  const { code, detail, issues, reasons, violations } = problem.data;
   // Keep the server's code so that callers can branch on it (not-found, unauthenticated, …).
   return new MalusError(isErrorCode(code) ? code : 'server-error', detail, {
     ...(issues === undefined ? {} : { issues }),
     ...(reasons === undefined ? {} : { reasons }),
+    ...(violations === undefined ? {} : { violations }),
   });
 }

@@ -5,19 +5,22 @@ import {
   challengeView,
   claimView,
   datasetKeyList,
+  jobReceiptView,
   jobView,
   registeredKeyView,
   releaseView,
   serviceAttestationView,
   simRootView,
   workerView,
+  type JobReceiptView,
   type JobView,
   type ServiceAttestationView,
+  type SubmitJobBody,
   type WorkerView,
 } from '../api/index.js';
 import { simCaFingerprint } from '../attestation/index.js';
 import { fromBase64Url, hpkeSeal, toBase64Url } from '../crypto/index.js';
-import type { ClaimedJob, SignedStatement, WorkerPort } from '../engine/index.js';
+import type { ClaimedJob, WorkerPort } from '../engine/index.js';
 import { MalusError, isMalusError, type Reason } from '../errors/index.js';
 import {
   REGISTRATION_INFO,
@@ -132,6 +135,22 @@ export function submitJob(client: MalusClient, collaborationId: string, body: { 
   return request(client, { method: 'POST', path: jobsPath(collaborationId), body, response: jobView });
 }
 
+/** A governed query as submitted: ad-hoc SQL or a template with parameters, and optionally the dataset of each table. */
+export type QueryJobBody = SubmitJobBody extends infer B ? (B extends { kind: 'query' } ? Omit<B, 'kind'> : never) : never;
+
+/**
+ * Submits a query job (the caller must be an analyst). A query the agreement does not allow is
+ * refused with `query-denied` and its `violations`, and is never queued.
+ */
+export function submitQuery(client: MalusClient, collaborationId: string, body: QueryJobBody): Promise<JobView> {
+  return request(client, { method: 'POST', path: jobsPath(collaborationId), body: { kind: 'query', ...body }, response: jobView });
+}
+
+/** A succeeded job's receipt, to verify offline (its log entry, statement, enclave evidence and agreement). */
+export function getJobReceipt(client: MalusClient, collaborationId: string, jobId: string): Promise<JobReceiptView> {
+  return request(client, { method: 'GET', path: `${jobsPath(collaborationId)}/${encodeURIComponent(jobId)}/receipt`, response: jobReceiptView });
+}
+
 export function getJob(client: MalusClient, collaborationId: string, jobId: string): Promise<JobView> {
   return request(client, { method: 'GET', path: `${jobsPath(collaborationId)}/${encodeURIComponent(jobId)}`, response: jobView });
 }
@@ -203,6 +222,9 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
         agreementHash: job.agreement,
         kind: job.kind,
         datasets: job.datasets,
+        submittedBy: job.submittedBy,
+        ...(job.query === undefined ? {} : { query: job.query }),
+        ...(job.tables === undefined ? {} : { tables: job.tables }),
         heldByControlPlane: job.heldByControlPlane,
         versions: job.versions,
       };
@@ -226,13 +248,14 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
       });
       return answer.keys.map((k) => ({ dataset: k.dataset, sealed: { enc: decode(k.sealedKey.enc, 'a sealed key'), ciphertext: decode(k.sealedKey.ciphertext, 'a sealed key') } }));
     },
-    async finish(jobId, outcome: { result: SignedStatement } | { error: string }) {
+    // A query's result carries its sealed rows: the body may be tens of MiB (the route allows 64).
+    async finish(jobId, outcome) {
       await request(client, { method: 'POST', path: `/v1/workers/me/jobs/${encodeURIComponent(jobId)}/finish`, body: outcome, response: jobView });
     },
   };
 }
 
-export type { JobView, ServiceAttestationView, WorkerView };
+export type { JobReceiptView, JobView, ServiceAttestationView, WorkerView };
 
 // A party's own key-release service (`malus kms serve`) learns agreements and jobs from the control
 // plane, but trusts none of its answers: it recomputes the active agreement from the signed

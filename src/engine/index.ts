@@ -7,9 +7,47 @@ export {
   signStatement,
   statementHash,
   verifyStatementSignature,
+  type QueryOutput,
   type ResultStatement,
   type SignedStatement,
 } from './statement.js';
+export {
+  RESULT_KEY_INFO,
+  RESULT_ROWS_FORMAT,
+  SEALED_RESULT_FORMAT,
+  encodeResultRows,
+  openResult,
+  parseResultRows,
+  resultValue,
+  sealResult,
+  sealedCiphertext,
+  type ResultColumn,
+  type ResultReceiver,
+  type ResultRows,
+  type ResultValue,
+  type SealedResult,
+} from './result.js';
+export {
+  DEFAULT_QUERY_LIMITS,
+  DEFAULT_SANDBOX_LIMITS,
+  lockConnection,
+  openSandbox,
+  type QueryLimits,
+  type RunOptions,
+  type Sandbox,
+  type SandboxLimits,
+  type SandboxRun,
+} from './sandbox.js';
+export {
+  planQuery,
+  resultReceivers,
+  runGovernedSql,
+  runQuery,
+  type GovernedResult,
+  type QueryJobSpec,
+  type QueryPlan,
+  type QueryRunContext,
+} from './query-job.js';
 export {
   JOB_KINDS,
   checkJob,
@@ -20,9 +58,19 @@ export {
   runJob,
   startWorker,
   type ClaimedJob,
+  type JobResult,
   type ReleaseRequest,
   type RunningWorker,
   type WorkerContext,
   type WorkerIdentity,
   type WorkerPort,
 } from './worker.js';
+export {
+  evidenceTime,
+  signedStatementShape,
+  verifyJobReceipt,
+  type JobFinished,
+  type JobReceiptPolicy,
+  type JobReceiptStep,
+  type JobReceiptVerdict,
+} from './job-receipt.js';

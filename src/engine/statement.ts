@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { signEd25519, toBase64Url, verifyEd25519, fromBase64Url } from '../crypto/index.js';
 import { MalusError } from '../errors/index.js';
+import type { ParameterValue } from '../rules/index.js';
 
 // The statement an enclave signs about a finished job (docs/enclave.md): canonical JSON (RFC 8785),
 // signed with the worker's Ed25519 key under a label, so the signature means nothing elsewhere.
@@ -29,6 +30,38 @@ export interface ResultStatement {
   /** Present, and exactly SIMULATED_NOTICE, when the enclave is the sim platform. */
   readonly notice?: typeof SIMULATED_NOTICE;
   readonly time: string;
+}
+
+/** The `output` of a query job's statement (docs/enclave.md). */
+export interface QueryOutput {
+  readonly query: {
+    /** checkQuery's queryHash: the SQL checked (the template's SQL for a template). */
+    readonly hash: string;
+    readonly template?: string;
+    /** The template parameters as submitted. */
+    readonly parameters?: Readonly<Record<string, ParameterValue>>;
+    /** `sha256:` of the rewritten SQL the enclave ran. */
+    readonly rewritten: string;
+  };
+  readonly inputs: readonly {
+    readonly dataset: string;
+    readonly table: string;
+    /** The manifest's ciphertext hash. */
+    readonly ciphertext: string;
+    readonly rows: number;
+    readonly keyCommitment: string;
+  }[];
+  readonly result: {
+    /** `sha256:` of the plaintext payload (malus.result-rows/v1 canonical JSON). */
+    readonly sha256: string;
+    /** `sha256:` of the sealed ciphertext bytes (with the GCM tag). */
+    readonly ciphertext: string;
+    readonly rows: number;
+    readonly columns: readonly string[];
+    /** Rows withheld by the agreement's output constraints. */
+    readonly suppressed: number;
+    readonly receivers: readonly string[];
+  };
 }
 
 export interface SignedStatement {

@@ -5,6 +5,10 @@ import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
 import { loadDataset, openIngestDb, verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { RELEASE_INFO, keyCommitment, releaseAad, sha256Ref } from '../keyrelease/index.js';
+import type { QueryRequest } from '../rules/index.js';
+import { planQuery, runQuery, type QueryPlan } from './query-job.js';
+import type { SealedResult } from './result.js';
+import type { QueryLimits, SandboxLimits } from './sandbox.js';
 import { SIMULATED_NOTICE, signStatement, type ResultStatement, type SignedStatement } from './statement.js';
 
 // The enclave worker (docs/enclave.md). Its keys are made in memory at start and never leave it;
@@ -18,6 +22,12 @@ export interface ClaimedJob {
   readonly agreementHash: string;
   readonly kind: string;
   readonly datasets: readonly string[];
+  /** The party that submitted the job. */
+  readonly submittedBy: string;
+  /** A query job's query, as submitted. */
+  readonly query?: QueryRequest;
+  /** A query job's binding of each table it reads to a dataset id. */
+  readonly tables?: Readonly<Record<string, string>>;
   /**
    * Which of the datasets the control plane's embedded service holds keys for: routing only (a
    * wrong answer costs a denial, never a key), so that services holding nothing are not asked.
@@ -37,6 +47,11 @@ export interface ReleaseRequest {
   readonly encryptionKey: Uint8Array;
 }
 
+/** A signed statement, and for a query job the result sealed to the receivers. */
+export interface JobResult extends SignedStatement {
+  readonly sealed?: SealedResult;
+}
+
 /** How the worker reaches the control plane and the key-release services (HTTP in practice). */
 export interface WorkerPort {
   registrationChallenge(): Promise<string>;
@@ -45,13 +60,13 @@ export interface WorkerPort {
   /** `service` is undefined for the control plane's embedded key release, else an endpoint URL. */
   releaseChallenge(service: string | undefined): Promise<string>;
   release(service: string | undefined, request: ReleaseRequest): Promise<{ dataset: string; sealed: HpkeSealed }[]>;
-  finish(jobId: string, outcome: { result: SignedStatement } | { error: string }): Promise<void>;
+  finish(jobId: string, outcome: { result: JobResult } | { error: string }): Promise<void>;
   /** A dataset the job names: its owner-signed manifest and its ciphertext, streamed. */
   dataset(jobId: string, dataset: string): Promise<{ signed: SignedManifest; content: AsyncIterable<Uint8Array> }>;
 }
 
 /** The job kinds this enclave runs. */
-export const JOB_KINDS = ['key-check', 'dataset-check'] as const;
+export const JOB_KINDS = ['key-check', 'dataset-check', 'query'] as const;
 
 export interface WorkerIdentity {
   /** The same shape as a party's keys, so the worker signs requests as any client does; in memory only. */
@@ -79,6 +94,8 @@ export interface WorkerContext {
   readonly port: WorkerPort;
   readonly now: () => Date;
   readonly log?: (level: 'info' | 'warn', message: string, details?: Record<string, unknown>) => void;
+  /** The sandbox's and the queries' limits (docs/enclave.md gives the defaults). */
+  readonly limits?: SandboxLimits & QueryLimits;
 }
 
 /**
@@ -218,27 +235,50 @@ async function checkDatasets(ctx: WorkerContext, job: ClaimedJob, keys: readonly
   }
 }
 
+/** query: the planned query on the job's datasets, sealed to the receivers. */
+async function queryJob(ctx: WorkerContext, job: ClaimedJob, plan: QueryPlan, keys: readonly HeldKey[]): ReturnType<typeof runQuery> {
+  const active = activeAgreement(job.versions, ctx.now());
+  if (active?.hash !== job.agreementHash) throw new MalusError('agreement-mismatch', 'the job names an agreement that is not the active one');
+  return runQuery(
+    { jobId: job.id, collaborationId: job.collaborationId, active, dataset: (dataset) => ctx.port.dataset(job.id, dataset), ...(ctx.limits === undefined ? {} : { limits: ctx.limits }) },
+    plan,
+    keys,
+  );
+}
+
 /** Runs one claimed job to its signed result; the keys are zeroed before this returns. */
-export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<SignedStatement> {
+export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobResult> {
   const agreement = checkJob(job, ctx.now(), ctx.attester.measurement);
+  // A query is checked in full before any key is asked for.
+  const plan = job.kind === 'query' ? await planQuery(job, agreement) : undefined;
   const { keys, evidence } = await fetchKeys(ctx, job, agreement);
   try {
-    const datasets: CheckedDataset[] =
-      job.kind === 'dataset-check'
-        ? await checkDatasets(ctx, job, keys)
-        : keys.map(({ dataset, key }) => ({ dataset, keyCommitment: keyCommitment(key, job.collaborationId, dataset) }));
+    let output: ResultStatement['output'];
+    let sealed: SealedResult | undefined;
+    if (plan !== undefined) {
+      const ran = await queryJob(ctx, job, plan, keys);
+      output = { ...ran.output };
+      sealed = ran.sealed;
+    } else {
+      const datasets: CheckedDataset[] =
+        job.kind === 'dataset-check'
+          ? await checkDatasets(ctx, job, keys)
+          : keys.map(({ dataset, key }) => ({ dataset, keyCommitment: keyCommitment(key, job.collaborationId, dataset) }));
+      output = { datasets };
+    }
     const statement: ResultStatement = {
       format: 'malus.job-result/v1',
       job: job.id,
       collaboration: job.collaborationId,
       agreement: job.agreementHash,
       kind: job.kind,
-      output: { datasets },
+      output,
       enclave: { platform: ctx.attester.platform, measurement: ctx.attester.measurement, signingKey: ctx.identity.id, evidence },
       ...(ctx.attester.platform === 'sim' ? { notice: SIMULATED_NOTICE } : {}),
       time: ctx.now().toISOString(),
     };
-    return signStatement(statement, ctx.identity.signing.secretKey);
+    const signed = signStatement(statement, ctx.identity.signing.secretKey);
+    return sealed === undefined ? signed : { ...signed, sealed };
   } finally {
     for (const { key } of keys) key.fill(0);
   }

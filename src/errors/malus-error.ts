@@ -11,6 +11,8 @@ export interface MalusErrorOptions {
   readonly issues?: readonly Issue[];
   /** Why a check refused, each with a stable code (a key release, an appraisal). */
   readonly reasons?: readonly Reason[];
+  /** Why a query was denied, each with where in the SQL (docs/queries.md). */
+  readonly violations?: readonly Violation[];
   readonly cause?: unknown;
 }
 
@@ -18,6 +20,13 @@ export interface MalusErrorOptions {
 export interface Reason {
   readonly code: string;
   readonly message: string;
+}
+
+/** One rule a query breaks: a stable code, a message safe to show, and a character offset in the SQL (or null). */
+export interface Violation {
+  readonly code: string;
+  readonly message: string;
+  readonly position: number | null;
 }
 
 /**
@@ -29,12 +38,14 @@ export class MalusError extends Error {
   readonly code: ErrorCode;
   readonly issues: readonly Issue[];
   readonly reasons: readonly Reason[];
+  readonly violations: readonly Violation[];
 
   constructor(code: ErrorCode, message: string, options: MalusErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.issues = options.issues ?? [];
     this.reasons = options.reasons ?? [];
+    this.violations = options.violations ?? [];
   }
 
   get status(): number {
@@ -51,7 +62,7 @@ export class MalusError extends Error {
 
   /** The message followed by every issue on its own line, as the CLI prints it. */
   describe(): string {
-    const lines = [...this.issues.map((issue) => formatIssue(issue)), ...this.reasons.map((r) => `${r.code}: ${r.message}`)];
+    const lines = [...this.issues.map((issue) => formatIssue(issue)), ...this.reasons.map((r) => `${r.code}: ${r.message}`), ...this.violations.map(formatViolation)];
     return [this.message, ...lines].join('\n');
   }
 }
@@ -62,6 +73,10 @@ export function problemType(code: ErrorCode): string {
 
 export function formatIssue(issue: Issue): string {
   return issue.path === '' ? issue.message : `${issue.path}: ${issue.message}`;
+}
+
+export function formatViolation(violation: Violation): string {
+  return `${violation.code}: ${violation.message}${violation.position === null ? '' : ` (at character ${violation.position})`}`;
 }
 
 export function isMalusError(value: unknown, code?: ErrorCode): value is MalusError {

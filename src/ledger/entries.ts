@@ -111,11 +111,22 @@ export const eventSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     ...base,
+    type: z.literal('job.started'),
+    job: jobId,
+    /** The enclave worker the control plane gave the job to (its signing key) and what its evidence showed. */
+    worker: z.string().min(1).max(200),
+    platform: z.string().min(1).max(32),
+    measurement: z.string().regex(/^[0-9a-f]{64,128}$/),
+  }),
+  z.strictObject({
+    ...base,
     type: z.literal('job.finished'),
     job: jobId,
     outcome: z.enum(['succeeded', 'failed']),
     /** SHA-256 of the enclave-signed result statement, or null when the job failed. */
     result: hash.nullable(),
+    /** Why a failed job failed: a stable reason code, never the message (which is not logged). */
+    code: reasonCode.optional(),
   }),
 ]);
 
@@ -130,6 +141,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'job.submitted',
   'key.granted',
   'key.denied',
+  'job.started',
   'job.finished',
 ];
 

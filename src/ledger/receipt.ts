@@ -12,6 +12,22 @@ import { NO_KNOWN_SIGNER, verifyNote, type NoteVerifier } from './note.js';
 
 export const RECEIPT_FORMAT = 'malus.receipt/v1';
 
+const b64url = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9_-]*$/, 'expected base64url without padding');
+const key32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'expected 32 bytes as base64url');
+
+/**
+ * The worker's registration evidence a job receipt carries, as the server received it. Only its
+ * shape is checked here; src/engine's verifyJobReceipt verifies and appraises it.
+ */
+export const receiptEnclaveSchema = z.strictObject({
+  platform: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  /** Evidence documents are at most 64 KiB; base64url makes that 87,382 characters. */
+  evidence: b64url(90_000).min(1),
+  certificates: z.array(b64url(16_384).min(1)).max(8),
+  encryptionKey: key32,
+  challenge: key32,
+});
+
 export const receiptSchema = z.strictObject({
   format: z.literal(RECEIPT_FORMAT),
   /** The entry exactly as logged: RFC 8785 canonical JSON text. */
@@ -21,6 +37,13 @@ export const receiptSchema = z.strictObject({
   checkpoint: z.string().max(1024 * 1024),
   /** Base64 hashes, leaf to root. */
   inclusionProof: z.array(z.string()).max(64),
+  // A job receipt (docs/log.md) adds what proves the result. The ledger knows neither statements
+  // nor agreements (they are of higher layers): src/engine's verifyJobReceipt validates them.
+  /** The enclave-signed result statement whose hash the job.finished entry records. */
+  statement: z.record(z.string(), z.unknown()).optional(),
+  enclave: receiptEnclaveSchema.optional(),
+  /** The agreement the job ran under. */
+  agreement: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Receipt = z.infer<typeof receiptSchema>;

@@ -1,4 +1,4 @@
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBPreparedStatement } from '@duckdb/node-api';
 import { MalusError } from '../errors/index.js';
 
 // DuckDB's own parser, reached through json_serialize_sql: the tree the checker walks is the tree
@@ -35,14 +35,27 @@ function parser(): Promise<DuckDBConnection> {
   return shared;
 }
 
-async function scalar(sql: string, value: string): Promise<string> {
-  const connection = await parser();
-  const prepared = await connection.prepare(sql);
-  prepared.bindVarchar(1, value);
-  const reader = await prepared.runAndReadAll();
-  const cell = reader.getRows()[0]?.[0];
-  if (typeof cell !== 'string') throw new MalusError('internal', 'the SQL parser returned no text');
-  return cell;
+const prepared = new Map<string, Promise<DuckDBPreparedStatement>>();
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Runs a one-value statement; calls are queued, since a prepared statement holds one binding at a time. */
+function scalar(sql: string, value: string): Promise<string> {
+  const run = queue.then(async () => {
+    let statement = prepared.get(sql);
+    if (statement === undefined) {
+      statement = parser().then((connection) => connection.prepare(sql));
+      prepared.set(sql, statement);
+      statement.catch(() => prepared.delete(sql));
+    }
+    const ready = await statement;
+    ready.bindVarchar(1, value);
+    const reader = await ready.runAndReadAll();
+    const cell = reader.getRows()[0]?.[0];
+    if (typeof cell !== 'string') throw new MalusError('internal', 'the SQL parser returned no text');
+    return cell;
+  });
+  queue = run.catch(() => undefined);
+  return run;
 }
 
 export type FunctionKind = 'scalar' | 'aggregate' | 'table' | 'macro' | 'pragma' | 'table_macro';

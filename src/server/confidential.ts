@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { assertAgreement, type Agreement } from '../agreement/index.js';
 import { appraise, evidenceBinding, type Attester, type EvidenceFormat } from '../attestation/index.js';
-import type { JobView, WorkerView } from '../api/index.js';
+import type { ClaimedJobView, JobReceiptView, JobView, SealedResultView, SubmitJobBody, WorkerView } from '../api/index.js';
 import { fromBase64Url, type KeyPair } from '../crypto/index.js';
 import { SIMULATED_NOTICE, registrationSubject, statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
-import { MalusError } from '../errors/index.js';
+import { MalusError, isErrorCode } from '../errors/index.js';
 import {
   consumeChallenge,
   sha256Ref,
@@ -12,11 +13,13 @@ import {
   type KeyReleaseContext,
   type KeyWrapper,
 } from '../keyrelease/index.js';
-import type { LogEvent } from '../ledger/index.js';
-import type { JobRecord, Store } from '../store/index.js';
+import { decodeEvent, type LogEvent } from '../ledger/index.js';
+import { checkQuery, type QueryRequest } from '../rules/index.js';
+import type { JobRecord, Store, WorkerRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
 import { activeAgreementOf, versionEvidence } from './collaborations.js';
 import type { ConfidentialServices, ServerContext } from './context.js';
+import { receiptFor } from './log.js';
 import type { TransparencyLog } from './transparency.js';
 import { toLogAppend } from './transparency.js';
 
@@ -70,10 +73,22 @@ export function requireConfidential(ctx: ServerContext): ConfidentialServices {
 }
 
 /** A registered worker, or 403: only attested workers take jobs or ask for keys. */
-export async function requireWorker(ctx: ServerContext, caller: AuthenticatedParty): Promise<WorkerView> {
+export async function requireWorker(ctx: ServerContext, caller: AuthenticatedParty): Promise<WorkerRecord> {
   const worker = await ctx.store.workers.get(caller.signingKey);
   if (worker === undefined) throw new MalusError('forbidden', 'register this worker with evidence first (POST /v1/workers)');
-  return worker as WorkerView;
+  return worker;
+}
+
+function workerView(worker: WorkerRecord): WorkerView {
+  return {
+    id: worker.id,
+    platform: worker.platform as WorkerView['platform'],
+    measurement: worker.measurement,
+    encryptionKey: worker.encryptionKey,
+    evidenceHash: worker.evidenceHash,
+    registeredAt: worker.registeredAt,
+    lastSeenAt: worker.lastSeenAt,
+  };
 }
 
 export interface WorkerRegistration {
@@ -121,18 +136,25 @@ export async function registerWorker(ctx: ServerContext, caller: AuthenticatedPa
   if (verdict.measurement === null) {
     throw new MalusError('attestation-refused', 'worker registration refused', { reasons: [{ code: 'measurement-not-pinned', message: 'the evidence has no measurement' }] });
   }
-  const record = {
+  const record: WorkerRecord = {
     id: caller.signingKey,
     platform: body.platform,
     measurement: verdict.measurement,
     encryptionKey: body.encryptionKey,
     evidenceHash: sha256Ref(evidence),
+    // Kept as received: a job receipt carries them, so that anyone can appraise the enclave again.
+    evidence: body.evidence,
+    certificates: [...body.certificates],
+    challenge: body.challenge,
     registeredAt: now.toISOString(),
     lastSeenAt: now.toISOString(),
   };
   await ctx.store.workers.upsert(record);
-  return record as WorkerView;
+  return workerView(record);
 }
+
+/** What a job's result holds: the signed statement and, for a query, the sealed rows. */
+type JobResult = SignedStatement & { readonly sealed?: SealedResultView };
 
 export function jobView(job: JobRecord): JobView {
   return {
@@ -144,7 +166,7 @@ export function jobView(job: JobRecord): JobView {
     state: job.state,
     submittedBy: job.submittedBy,
     worker: job.workerId,
-    result: job.result as SignedStatement | null as JobView['result'],
+    result: job.result as JobResult | null as JobView['result'],
     error: job.error,
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
@@ -156,34 +178,50 @@ export function claimKey(platform: string, measurement: string): string {
   return `${platform}/${measurement}`;
 }
 
-/** Queues a job: the caller must be an analyst or provider of the active agreement. */
-export async function submitJob(
-  ctx: ServerContext,
-  caller: AuthenticatedParty,
-  id: string,
-  body: { kind: 'key-check' | 'dataset-check'; datasets: string[] },
-): Promise<JobView> {
+/**
+ * Queues a job under the active agreement. An analyst or a provider submits checks; only an analyst
+ * submits a query, which is queued only once checkQuery allows it, with a dataset for each table it reads.
+ */
+export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, body: SubmitJobBody): Promise<JobView> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
   const now = ctx.now();
   const active = await activeAgreementOf(ctx, id, now);
   if (active === undefined) throw new MalusError('conflict', `collaboration ${id} has no active agreement`);
-  const party = active.agreement.parties.find((p) => p.id === caller.id);
-  if (party === undefined || !party.roles.some((r) => r === 'analyst' || r === 'provider')) {
-    throw new MalusError('forbidden', 'only an analyst or a provider of the active agreement submits jobs');
-  }
-  if (body.kind === 'dataset-check') {
-    // Fast feedback only: the enclave checks every manifest and ciphertext again itself.
-    const missing: string[] = [];
-    for (const dataset of body.datasets) if ((await ctx.store.datasets.get(id, dataset)) === undefined) missing.push(dataset);
-    if (missing.length > 0) throw new MalusError('conflict', `no complete upload of dataset ${missing.join(', ')} in collaboration ${id}`);
+  const roles = active.agreement.parties.find((p) => p.id === caller.id)?.roles ?? [];
+  let spec: Record<string, unknown>;
+  let datasets: string[];
+  if (body.kind === 'query') {
+    if (!roles.includes('analyst')) throw new MalusError('forbidden', 'only an analyst of the active agreement submits queries');
+    const query: QueryRequest = 'sql' in body ? { sql: body.sql } : { template: body.template, parameters: body.parameters };
+    // The enclave checks the query again itself; this check keeps a denied query out of the queue and the log.
+    const checked = await checkQuery(active.agreement, query, { as: caller.id });
+    if (!checked.allowed) {
+      const violations = checked.violations.map((v) => ({ code: v.code, message: v.message, position: v.position }));
+      throw new MalusError('query-denied', 'the query breaks the agreement', { violations });
+    }
+    const tables = await datasetsOfTables(ctx, id, checked.tables, body.datasets ?? {});
+    spec = { kind: 'query', query, tables };
+    datasets = Object.values(tables);
+  } else {
+    if (!roles.some((r) => r === 'analyst' || r === 'provider')) {
+      throw new MalusError('forbidden', 'only an analyst or a provider of the active agreement submits jobs');
+    }
+    if (body.kind === 'dataset-check') {
+      // Fast feedback only: the enclave checks every manifest and ciphertext again itself.
+      const missing: string[] = [];
+      for (const dataset of body.datasets) if ((await ctx.store.datasets.get(id, dataset)) === undefined) missing.push(dataset);
+      if (missing.length > 0) throw new MalusError('conflict', `no complete upload of dataset ${missing.join(', ')} in collaboration ${id}`);
+    }
+    spec = { kind: body.kind, datasets: body.datasets };
+    datasets = body.datasets;
   }
   const job: JobRecord = {
     id: `job-${randomBytes(16).toString('hex')}`,
     collaborationId: id,
     agreementHash: active.hash,
     kind: body.kind,
-    spec: { kind: body.kind, datasets: body.datasets },
-    datasets: body.datasets,
+    spec,
+    datasets,
     // Claim keys: a worker takes the job only with a platform and a measurement the agreement allows.
     measurements: active.agreement.enclave.platforms.flatMap((platform) => active.agreement.enclave.measurements.map((m) => claimKey(platform, m))),
     state: 'queued',
@@ -209,26 +247,85 @@ export async function submitJob(
   return jobView(job);
 }
 
-export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
+/**
+ * The dataset each table of a query reads: the one the analyst named (it must be complete and of
+ * that table), else the newest complete dataset of the table.
+ */
+async function datasetsOfTables(ctx: ServerContext, id: string, tables: readonly string[], named: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+  const stray = Object.keys(named).filter((table) => !tables.includes(table));
+  if (stray.length > 0) {
+    throw new MalusError('invalid-input', 'body.datasets names tables the query does not read', {
+      issues: stray.map((table) => ({ path: `body.datasets.${table}`, message: `the query does not read table ${table}` })),
+    });
+  }
+  const complete = await ctx.store.datasets.list(id);
+  const resolved: Record<string, string> = {};
+  for (const table of tables) {
+    const wanted = Object.hasOwn(named, table) ? named[table] : undefined;
+    if (wanted !== undefined) {
+      const record = complete.find((d) => d.datasetId === wanted);
+      if (record === undefined) throw new MalusError('conflict', `no complete upload of dataset ${wanted} in collaboration ${id}`);
+      if (record.table !== table) throw new MalusError('conflict', `dataset ${wanted} is of table ${record.table}, not ${table}`);
+      resolved[table] = wanted;
+      continue;
+    }
+    const newest = complete
+      .filter((d) => d.table === table)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.datasetId.localeCompare(a.datasetId))[0];
+    if (newest === undefined) throw new MalusError('conflict', `collaboration ${id} has no complete dataset of table ${table}`);
+    resolved[table] = newest.datasetId;
+  }
+  return resolved;
+}
+
+async function memberJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobRecord> {
   const job = await ctx.store.jobs.get(jobId);
   if (job?.collaborationId !== id || !(await ctx.store.collaborations.isMember(id, caller.id))) {
     throw new MalusError('not-found', `job ${jobId} not found`);
   }
-  return jobView(job);
+  return job;
 }
 
+export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
+  return jobView(await memberJob(ctx, caller, id, jobId));
+}
+
+/** A job without its sealed rows (up to tens of MiB), for answers that do not need them. */
+function withoutSealed(view: JobView): JobView {
+  return view.result === null ? view : { ...view, result: { statement: view.result.statement, signature: view.result.signature } };
+}
+
+/** A collaboration's jobs; results without their sealed rows, which GET job gives. */
 export async function listJobs(ctx: ServerContext, caller: AuthenticatedParty, id: string): Promise<JobView[]> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
-  return (await ctx.store.jobs.list(id)).map(jobView);
+  return (await ctx.store.jobs.list(id)).map((job) => withoutSealed(jobView(job)));
 }
 
-/** Gives the caller's worker the oldest job whose agreement pins its measurement, with the agreement evidence. */
-export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty) {
+/** The actor of the entries the queue itself writes (a job given to a worker). */
+const QUEUE_ACTOR = { kind: 'server', id: 'malus-queue' } as const;
+
+/**
+ * Gives the caller's worker the oldest job whose agreement pins its measurement, with the agreement
+ * evidence; the job.started entry lands in the same transaction as the claim.
+ */
+export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty): Promise<{ job: ClaimedJobView | null }> {
   const worker = await requireWorker(ctx, caller);
   const now = ctx.now();
   await ctx.store.workers.touch(worker.id, now);
-  const job = await ctx.store.jobs.claim(worker.id, claimKey(worker.platform, worker.measurement), now);
+  const started = (job: JobRecord): LogEvent => ({
+    format: 'malus.event/v1',
+    type: 'job.started',
+    collaboration: job.collaborationId,
+    actor: QUEUE_ACTOR,
+    time: now.toISOString(),
+    job: job.id,
+    worker: worker.id,
+    platform: worker.platform,
+    measurement: worker.measurement,
+  });
+  const job = await ctx.store.jobs.claim(worker.id, claimKey(worker.platform, worker.measurement), now, (taken) => [toLogAppend(started(taken))]);
   if (job === undefined) return { job: null };
+  const spec = job.spec as { query?: QueryRequest; tables?: Record<string, string> };
   return {
     job: {
       id: job.id,
@@ -236,24 +333,66 @@ export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty) {
       agreement: job.agreementHash,
       kind: job.kind,
       datasets: job.datasets,
+      submittedBy: job.submittedBy,
+      ...(job.kind === 'query' && spec.query !== undefined && spec.tables !== undefined ? { query: spec.query, tables: spec.tables } : {}),
       heldByControlPlane: (await ctx.store.keys.keysOf(job.collaborationId, job.datasets)).map((k) => k.datasetId),
       versions: await versionEvidence(ctx, job.collaborationId),
     },
   };
 }
 
-/** Ends the caller's job with a signed result (checked here) or an error. */
+/**
+ * The reason code of a worker's `"<code>: <message>"`, for the log: only a Malus error code
+ * (query-failed, key-release-denied, …). The text is the worker's, and any other word before a
+ * colon could be a data value; the message itself is never logged.
+ */
+export function failureCode(error: string): string {
+  const code = /^([a-z][a-z0-9-]{0,63}):(?: |$)/.exec(error)?.[1];
+  return isErrorCode(code) ? code : 'enclave-error';
+}
+
+async function jobAgreement(ctx: ServerContext, job: JobRecord): Promise<Agreement> {
+  const record = await ctx.store.collaborations.getAgreement(job.agreementHash);
+  if (record === undefined) throw new MalusError('store-failure', `the agreement of job ${job.id} is not in the store`);
+  return assertAgreement(record.document, `stored agreement ${record.hash}`);
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
+  new Set(a).size === a.length && a.length === new Set(b).size && a.every((x) => b.includes(x));
+
+/** What is wrong with a result's sealed rows: only a query has them, over the ciphertext its statement names, for exactly the receivers. */
+async function sealedProblems(ctx: ServerContext, job: JobRecord, result: JobResult): Promise<string[]> {
+  const { sealed } = result;
+  if (job.kind !== 'query') return sealed === undefined ? [] : ['only a query job has a sealed result'];
+  if (sealed === undefined) return ['a query job ends with its sealed result'];
+  const ciphertext = base64UrlField(sealed.ciphertext, 'body.result.sealed.ciphertext');
+  base64UrlField(sealed.nonce, 'body.result.sealed.nonce');
+  sealed.recipients.forEach((r, i) => {
+    base64UrlField(r.enc, `body.result.sealed.recipients[${i}].enc`);
+    base64UrlField(r.key, `body.result.sealed.recipients[${i}].key`);
+  });
+  const problems: string[] = [];
+  const output = result.statement.output.result as { ciphertext?: unknown; receivers?: unknown } | undefined;
+  if (output?.ciphertext !== sha256Ref(ciphertext)) problems.push('the sealed ciphertext is not the one the statement names');
+  const { receivers } = await jobAgreement(ctx, job);
+  if (!sameSet(sealed.recipients.map((r) => r.party), receivers)) problems.push("the result is not sealed to exactly the agreement's receivers");
+  const named = Array.isArray(output?.receivers) ? output.receivers.filter((r): r is string => typeof r === 'string') : [];
+  if (!sameSet(named, receivers)) problems.push("the statement does not name exactly the agreement's receivers");
+  return problems;
+}
+
+/** Ends the caller's job with a signed result (checked here) or an error; the answer leaves out the sealed rows the worker just sent. */
 export async function finishJob(
   ctx: ServerContext,
   caller: AuthenticatedParty,
   jobId: string,
-  body: { result: SignedStatement } | { error: string },
+  body: { result: JobResult } | { error: string },
 ): Promise<JobView> {
   const worker = await requireWorker(ctx, caller);
   const job = await ctx.store.jobs.get(jobId);
   if (job?.workerId !== worker.id) throw new MalusError('not-found', `job ${jobId} not found`);
   const now = ctx.now();
-  const finished = (outcome: 'succeeded' | 'failed', result: string | null): LogEvent => ({
+  const finished = (outcome: 'succeeded' | 'failed', result: string | null, code?: string): LogEvent => ({
     format: 'malus.event/v1',
     type: 'job.finished',
     collaboration: job.collaborationId,
@@ -262,26 +401,66 @@ export async function finishJob(
     job: job.id,
     outcome,
     result,
+    ...(code === undefined ? {} : { code }),
   });
   if ('error' in body) {
-    return jobView(await ctx.store.jobs.finish(job.id, worker.id, { state: 'failed', error: body.error }, now, [toLogAppend(finished('failed', null))]));
+    const event = finished('failed', null, failureCode(body.error));
+    return jobView(await ctx.store.jobs.finish(job.id, worker.id, { state: 'failed', error: body.error }, now, [toLogAppend(event)]));
   }
   const { statement } = body.result;
   const problems: string[] = [];
   if (statement.job !== job.id || statement.collaboration !== job.collaborationId) problems.push('the statement is about another job');
+  if (statement.kind !== job.kind) problems.push('the statement is about another kind of job');
   if (statement.agreement !== job.agreementHash) problems.push('the statement names another agreement');
   if (statement.enclave.signingKey !== worker.id) problems.push('the statement is signed by another key');
   if (statement.enclave.measurement !== worker.measurement) problems.push('the statement claims another measurement');
   if (statement.enclave.platform !== worker.platform) problems.push('the statement claims another platform');
   if ((statement.notice === SIMULATED_NOTICE) !== (worker.platform === 'sim')) problems.push('a statement carries the simulated notice exactly when the platform is sim');
   if (!verifyStatementSignature(body.result)) problems.push('the statement signature does not verify');
+  problems.push(...(await sealedProblems(ctx, job, body.result)));
   if (problems.length > 0) throw new MalusError('signature-invalid', problems.join('; '));
-  const hash = statementHash(statement);
-  return jobView(
-    await ctx.store.jobs.finish(job.id, worker.id, { state: 'succeeded', result: body.result as unknown as Record<string, unknown> }, now, [
-      toLogAppend(finished('succeeded', hash)),
-    ]),
-  );
+  const result = body.result as unknown as Record<string, unknown>;
+  const done = await ctx.store.jobs.finish(job.id, worker.id, { state: 'succeeded', result }, now, [toLogAppend(finished('succeeded', statementHash(statement)))]);
+  return withoutSealed(jobView(done));
+}
+
+/** The index of a job's job.finished entry, for jobs finished before the store kept it. */
+async function findFinishedEntry(ctx: ServerContext, job: JobRecord): Promise<number | undefined> {
+  for (const entry of await ctx.store.log.entriesOf([job.collaborationId])) {
+    if (entry.type !== 'job.finished') continue;
+    const decoded = decodeEvent(entry.data);
+    if (decoded.ok && decoded.event.type === 'job.finished' && decoded.event.job === job.id) return entry.index;
+  }
+  return undefined;
+}
+
+/**
+ * A succeeded job's receipt (members only): its job.finished entry proven in the log, the signed
+ * statement, the worker's registration evidence and the agreement it ran under, all a verifier
+ * needs offline (docs/log.md).
+ */
+export async function jobReceipt(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobReceiptView> {
+  const job = await memberJob(ctx, caller, id, jobId);
+  if (job.state !== 'succeeded' || job.result === null) throw new MalusError('conflict', `job ${jobId} is ${job.state}: only a succeeded job has a receipt`);
+  const index = job.finishedEntry ?? (await findFinishedEntry(ctx, job));
+  if (index === undefined) throw new MalusError('store-failure', `the log has no job.finished entry for job ${jobId}`);
+  const worker = job.workerId === null ? undefined : await ctx.store.workers.get(job.workerId);
+  if (worker?.evidence == null || worker.certificates === null || worker.challenge === null) {
+    throw new MalusError('conflict', `the registration evidence of the worker that ran job ${jobId} was not kept (it registered before this server kept it)`);
+  }
+  const result = job.result as unknown as JobResult;
+  return {
+    ...(await receiptFor(ctx, caller, index)),
+    statement: { statement: result.statement, signature: result.signature } as JobReceiptView['statement'],
+    enclave: {
+      platform: worker.platform as JobReceiptView['enclave']['platform'],
+      evidence: worker.evidence,
+      certificates: worker.certificates,
+      encryptionKey: worker.encryptionKey,
+      challenge: worker.challenge,
+    },
+    agreement: await jobAgreement(ctx, job),
+  };
 }
 
 const REMOTE_DECISIONS = ['key.registered', 'key.granted', 'key.denied'] as const;

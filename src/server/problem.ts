@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isResponseSerializationError } from 'fastify-type-provider-zod';
-import { ERROR_CODES, MalusError, problemType, type ErrorCode, type Issue, type Reason } from '../errors/index.js';
+import { ERROR_CODES, MalusError, problemType, type ErrorCode, type Issue, type Reason, type Violation } from '../errors/index.js';
 
 // Every error leaves the server as RFC 9457 application/problem+json with a stable `type`.
 // Only the messages of client-side (4xx) MalusErrors reach the client: they are written to be
@@ -16,6 +16,7 @@ export interface ProblemDocument {
   instance?: string;
   issues?: Issue[];
   reasons?: Reason[];
+  violations?: Violation[];
 }
 
 export function problemFor(error: MalusError, instance?: string): ProblemDocument {
@@ -29,6 +30,7 @@ export function problemFor(error: MalusError, instance?: string): ProblemDocumen
   if (instance !== undefined) problem.instance = instance;
   if (error.issues.length > 0) problem.issues = [...error.issues];
   if (error.reasons.length > 0) problem.reasons = [...error.reasons];
+  if (error.violations.length > 0) problem.violations = [...error.violations];
   return problem;
 }
 

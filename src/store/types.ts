@@ -251,6 +251,12 @@ export interface JobRecord {
   /** The enclave-signed result statement (JSON), once the job ended well. */
   result: Record<string, unknown> | null;
   error: string | null;
+  /**
+   * Log index of the first event appended with the finish (its `job.finished` entry): receipts
+   * point at it. Null until the job ends, and for jobs that ended before the store kept it.
+   * Ignored by create.
+   */
+  finishedEntry?: number | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -262,10 +268,18 @@ export interface JobRepository {
   /**
    * Gives the oldest queued job whose measurements include the worker's to that worker (state
    * running) and returns it; undefined when there is none. Atomic: a job goes to one worker.
+   * `events` makes the log entries of the claim from the job taken; they are appended in the same
+   * transaction (and nothing when no job is taken).
    */
-  claim(workerId: string, measurement: string, now: Date): Promise<JobRecord | undefined>;
+  claim(
+    workerId: string,
+    measurement: string,
+    now: Date,
+    events?: (job: JobRecord) => readonly LogAppend[],
+  ): Promise<JobRecord | undefined>;
   /**
-   * Ends a running job held by this worker, with its log events, in one transaction. Throws
+   * Ends a running job held by this worker, with its log events, in one transaction; the job's
+   * finishedEntry becomes the index of the first event (null without events). Throws
    * MalusError('conflict') when the job is not running or is held by another worker.
    */
   finish(
@@ -289,6 +303,14 @@ export interface WorkerRecord {
   encryptionKey: string;
   /** `sha256:<hex>` of the registration evidence. */
   evidenceHash: string;
+  /**
+   * The registration as received, base64url: evidence, certificates and the challenge it bound.
+   * Job receipts carry them so that anyone can appraise the enclave again. Null for workers that
+   * registered before the store kept them.
+   */
+  evidence: string | null;
+  certificates: string[] | null;
+  challenge: string | null;
   registeredAt: string;
   lastSeenAt: string;
 }

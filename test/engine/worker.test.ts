@@ -73,6 +73,7 @@ describe('checkJob', () => {
     agreementHash: agreementHash(v1),
     kind: 'key-check',
     datasets: ['pub-impressions-1'],
+    submittedBy: parties.advertiser.identity.id,
     versions: [bothSigned(v1)],
     ...changes,
   });

@@ -85,6 +85,16 @@ describe('log entries (malus.event/v1)', () => {
     expect(decodeEvent(new Uint8Array([0xff, 0xfe]))).toEqual({ ok: false, reason: 'entry is not UTF-8 JSON' });
     expect(() => encodeEvent({ ...event(1), extra: 'x' } as unknown as LogEvent)).toThrow(expect.objectContaining({ code: 'invalid-input' }));
   });
+
+  it('record a job start with its worker, and a failed job with its reason code only', () => {
+    const job = `job-${'a'.repeat(32)}`;
+    const common = { format: 'malus.event/v1', collaboration: 'campaign-measurement', time: '2026-11-22T10:00:00.000Z' } as const;
+    const started: LogEvent = { ...common, type: 'job.started', actor: { kind: 'server', id: 'malus-queue' }, job, worker: 'k'.repeat(43), platform: 'sim', measurement: 'ab'.repeat(48) };
+    const failed: LogEvent = { ...common, type: 'job.finished', actor: { kind: 'enclave', id: 'k'.repeat(43) }, job, outcome: 'failed', result: null, code: 'query-failed' };
+    for (const e of [started, failed]) expect(decodeEvent(encodeEvent(e))).toEqual({ ok: true, event: e });
+    // A code is a code: a message (which could hold data values) does not fit.
+    expect(() => encodeEvent({ ...failed, code: 'Query failed: value 42' })).toThrow(expect.objectContaining({ code: 'invalid-input' }));
+  });
 });
 
 describe('receipts (malus.receipt/v1)', () => {

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkQuery, RELEASE_COLUMN, type CheckedQuery } from '../../src/rules/index.js';
+import { checkQuery, RELEASE_COLUMN, VIOLATION_CODES, type CheckedQuery } from '../../src/rules/index.js';
 import { emptyTables, rulesAgreement } from './fixtures.js';
 
 // The checker against the classes of attack in docs/queries.md: each denied query names the
@@ -214,5 +215,12 @@ describe('checkQuery: positions and messages', () => {
   it('hashes the SQL it checked', async () => {
     const checked = await checkQuery(agreement, { sql: 'SELECT 1' });
     expect(checked.queryHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
+describe('docs/queries.md', () => {
+  it('documents every violation code', () => {
+    const text = readFileSync(new URL('../../docs/queries.md', import.meta.url), 'utf8');
+    for (const code of Object.keys(VIOLATION_CODES)) expect(text).toContain(`| \`${code}\` |`);
   });
 });

@@ -81,6 +81,7 @@ function job(changes: Partial<JobRecord> = {}): JobRecord {
     workerId: null,
     result: null,
     error: null,
+    finishedEntry: null,
     createdAt: T0.toISOString(),
     updatedAt: T0.toISOString(),
     ...changes,
@@ -94,6 +95,9 @@ function worker(changes: Partial<WorkerRecord> = {}): WorkerRecord {
     measurement: M1,
     encryptionKey: 'k'.repeat(43),
     evidenceHash: `sha256:${'3'.repeat(64)}`,
+    evidence: 'ZXZpZGVuY2U',
+    certificates: ['Y2VydA', 'cm9vdA'],
+    challenge: 'c'.repeat(43),
     registeredAt: T0.toISOString(),
     lastSeenAt: T0.toISOString(),
     ...changes,
@@ -248,11 +252,31 @@ describe.each([
       );
       const result = { statement: { job: queued.id }, signature: 'sig' };
       const finished = await store.jobs.finish(queued.id, 'worker-1', { state: 'succeeded', result }, at(3), [event('collab-a', 'job.finished')]);
-      expect(finished).toMatchObject({ state: 'succeeded', result, error: null, workerId: 'worker-1', updatedAt: at(3).toISOString() });
+      expect(finished).toMatchObject({ state: 'succeeded', result, error: null, workerId: 'worker-1', updatedAt: at(3).toISOString(), finishedEntry: 0 });
       expect(await rejectionCode(store.jobs.finish(queued.id, 'worker-1', { state: 'failed', error: 'again' }, at(4)))).toBe('conflict');
       expect(await store.jobs.get(queued.id)).toEqual(finished);
       // Only the one finish that happened was logged.
       expect((await store.log.entriesOf(['collab-a'])).map((e) => e.type)).toEqual(['job.finished']);
+    });
+
+    it('appends the events of a claim with it, made from the job taken, and none when there is no job', async () => {
+      const queued = job();
+      await store.jobs.create(queued);
+      const seen: string[] = [];
+      const started = (taken: JobRecord): LogAppend[] => {
+        seen.push(`${taken.id}:${taken.state}:${taken.workerId ?? ''}`);
+        return [event('collab-a', 'job.started')];
+      };
+      expect((await store.jobs.claim('worker-1', M1, at(1), started))?.id).toBe(queued.id);
+      expect(await store.jobs.claim('worker-1', M1, at(2), started)).toBeUndefined();
+      expect(seen).toEqual([`${queued.id}:running:worker-1`]);
+      expect((await store.log.entriesOf(['collab-a'])).map((e) => e.type)).toEqual(['job.started']);
+      // An event that cannot be appended undoes the claim.
+      const other = job();
+      await store.jobs.create(other);
+      const broken = (): LogAppend[] => [{ ...event('collab-a', 'job.started'), leafHash: new Uint8Array(3) }];
+      expect(await rejectionCode(store.jobs.claim('worker-1', M1, at(3), broken))).toBe('invalid-input');
+      expect((await store.jobs.get(other.id))?.state).toBe('queued');
     });
 
     it('records a failure with its error', async () => {
@@ -365,6 +389,27 @@ describe('migration of a version-2 file', () => {
       expect(versions).toEqual(Array.from({ length: STORE_SCHEMA_VERSION }, (_, i) => i + 1));
     } finally {
       check.close();
+    }
+  });
+});
+
+describe('migration of a version-4 file', () => {
+  it('keeps workers and jobs, with no registration evidence and no finished entry', async () => {
+    const path = freshFile();
+    const old = new Database(path);
+    migrate(old, MIGRATIONS.slice(0, 4), () => T0);
+    old
+      .prepare(`INSERT INTO workers (id, platform, measurement, encryption_key, evidence_hash, registered_at, last_seen_at) VALUES ('w-old', 'sim', ?, ?, ?, ?, ?)`)
+      .run(M1, 'k'.repeat(43), `sha256:${'3'.repeat(64)}`, T0.toISOString(), T0.toISOString());
+    old.close();
+    const store = openSqliteStore({ path });
+    try {
+      expect(await store.workers.get('w-old')).toMatchObject({ id: 'w-old', evidence: null, certificates: null, challenge: null });
+      const queued = job();
+      await store.jobs.create(queued);
+      expect((await store.jobs.get(queued.id))?.finishedEntry).toBeNull();
+    } finally {
+      await store.close();
     }
   });
 });

@@ -6,6 +6,7 @@ import {
   collaborationIdParams,
   finishJobBody,
   jobParams,
+  jobReceiptView,
   jobView,
   problemSchema,
   submitJobBody,
@@ -16,13 +17,15 @@ import {
 import { issueChallenge } from '../../keyrelease/index.js';
 import { z } from 'zod';
 import { callerOf } from '../auth.js';
-import { claimJob, finishJob, getJob, listJobs, registerWorker, submitJob } from '../confidential.js';
+import { claimJob, finishJob, getJob, jobReceipt, listJobs, registerWorker, submitJob } from '../confidential.js';
 import type { ServerContext } from '../context.js';
 
 // Enclave workers and the job queue: analysts and providers submit jobs; attested workers
 // register, claim the jobs whose agreement pins their measurement, and return signed results.
 
 const security = [{ httpMessageSignature: [] }];
+/** A query's sealed result may be some 22 MiB of base64url: the finish route alone takes bodies this large. */
+const FINISH_BODY_LIMIT = 64 * 1024 * 1024;
 
 export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
   return (app) => {
@@ -61,6 +64,7 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
     });
 
     app.post('/v1/workers/me/jobs/:job/finish', {
+      bodyLimit: FINISH_BODY_LIMIT,
       schema: {
         summary: "End the worker's job with its enclave-signed result, or with an error",
         tags: ['workers'],
@@ -74,12 +78,12 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
 
     app.post('/v1/collaborations/:id/jobs', {
       schema: {
-        summary: 'Submit a job under the active agreement',
+        summary: 'Submit a job under the active agreement: a check of datasets and keys, or a governed query',
         tags: ['jobs'],
         security,
         params: collaborationIdParams,
         body: submitJobBody,
-        response: { 201: jobView, 403: problemSchema, 409: problemSchema, ...authenticatedErrors },
+        response: { 201: jobView, 403: problemSchema, 409: problemSchema, 422: problemSchema, ...authenticatedErrors },
       },
       handler: async (request, reply) => reply.code(201).send(await submitJob(ctx, callerOf(request), request.params.id, request.body)),
     });
@@ -104,6 +108,17 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
         response: { 200: jobView, ...authenticatedErrors },
       },
       handler: async (request) => getJob(ctx, callerOf(request), request.params.id, request.params.job),
+    });
+
+    app.get('/v1/collaborations/:id/jobs/:job/receipt', {
+      schema: {
+        summary: "A succeeded job's receipt: its job.finished entry proven in the log, the signed statement, the enclave's evidence and the agreement",
+        tags: ['jobs'],
+        security,
+        params: jobParams,
+        response: { 200: jobReceiptView, 409: problemSchema, ...authenticatedErrors },
+      },
+      handler: async (request) => jobReceipt(ctx, callerOf(request), request.params.id, request.params.job),
     });
     return Promise.resolve();
   };

@@ -17,12 +17,13 @@ interface JobRow {
   worker_id: string | null;
   result: string | null;
   error: string | null;
+  finished_entry: number | null;
   created_at: string;
   updated_at: string;
 }
 
 const JOB_COLUMNS =
-  'id, collaboration_id, agreement_hash, kind, spec, datasets, measurements, state, submitted_by, worker_id, result, error, created_at, updated_at';
+  'id, collaboration_id, agreement_hash, kind, spec, datasets, measurements, state, submitted_by, worker_id, result, error, finished_entry, created_at, updated_at';
 
 function toJob(row: JobRow): JobRecord {
   return {
@@ -38,6 +39,7 @@ function toJob(row: JobRow): JobRecord {
     workerId: row.worker_id,
     result: row.result === null ? null : (JSON.parse(row.result) as Record<string, unknown>),
     error: row.error,
+    finishedEntry: row.finished_entry,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -47,7 +49,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   const insert = db.prepare<[JobRow]>(
     `INSERT INTO jobs (${JOB_COLUMNS}, seq)
      VALUES (@id, @collaboration_id, @agreement_hash, @kind, @spec, @datasets, @measurements, @state, @submitted_by,
-             @worker_id, @result, @error, @created_at, @updated_at, (SELECT coalesce(max(seq) + 1, 0) FROM jobs))`,
+             @worker_id, @result, @error, @finished_entry, @created_at, @updated_at, (SELECT coalesce(max(seq) + 1, 0) FROM jobs))`,
   );
   const select = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`);
   // The match is in SQL: a filter after a LIMIT would starve a worker behind older jobs it cannot take.
@@ -62,6 +64,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   const end = db.prepare<[string, string | null, string | null, string, string, string]>(
     `UPDATE jobs SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'`,
   );
+  const markFinishedEntry = db.prepare<[number, string]>('UPDATE jobs SET finished_entry = ? WHERE id = ?');
   const ofCollaboration = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE collaboration_id = ? ORDER BY seq DESC`);
   const appendEvents = logAppender(db);
 
@@ -69,18 +72,23 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     insert.run(row);
     if (events.length > 0) appendEvents(events);
   });
-  const claimOnce = db.transaction((workerId: string, measurement: string, now: string): JobRow | undefined => {
-    const job = queued.get(measurement);
-    if (job === undefined) return undefined;
-    take.run(workerId, now, job.id);
-    return select.get(job.id);
-  });
+  const claimOnce = db.transaction(
+    (workerId: string, measurement: string, now: string, events: ((job: JobRecord) => readonly LogAppend[]) | undefined): JobRow | undefined => {
+      const job = queued.get(measurement);
+      if (job === undefined) return undefined;
+      take.run(workerId, now, job.id);
+      const taken = select.get(job.id) as JobRow;
+      const entries = events?.(toJob(taken)) ?? [];
+      if (entries.length > 0) appendEvents(entries);
+      return taken;
+    },
+  );
   const finishOnce = db.transaction(
     (id: string, workerId: string, state: string, result: string | null, error: string | null, now: string, events: readonly LogAppend[]) => {
       if (end.run(state, result, error, now, id, workerId).changes !== 1) {
         throw new MalusError('conflict', `job ${id} is not running on this worker`);
       }
-      if (events.length > 0) appendEvents(events);
+      if (events.length > 0) markFinishedEntry.run(appendEvents(events), id);
       return select.get(id) as JobRow;
     },
   );
@@ -103,6 +111,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
               worker_id: job.workerId,
               result: job.result === null ? null : JSON.stringify(job.result),
               error: job.error,
+              finished_entry: null,
               created_at: job.createdAt,
               updated_at: job.updatedAt,
             },
@@ -120,9 +129,9 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         return row === undefined ? undefined : toJob(row);
       });
     },
-    claim(workerId, measurement, now) {
+    claim(workerId, measurement, now, events) {
       return attempt(db, 'claim a job', () => {
-        const row = claimOnce.immediate(workerId, measurement, now.toISOString());
+        const row = claimOnce.immediate(workerId, measurement, now.toISOString(), events);
         return row === undefined ? undefined : toJob(row);
       });
     },
@@ -152,11 +161,14 @@ interface WorkerRow {
   measurement: string;
   encryption_key: string;
   evidence_hash: string;
+  evidence: string | null;
+  certificates: string | null;
+  challenge: string | null;
   registered_at: string;
   last_seen_at: string;
 }
 
-const WORKER_COLUMNS = 'id, platform, measurement, encryption_key, evidence_hash, registered_at, last_seen_at';
+const WORKER_COLUMNS = 'id, platform, measurement, encryption_key, evidence_hash, evidence, certificates, challenge, registered_at, last_seen_at';
 
 const toWorker = (row: WorkerRow): WorkerRecord => ({
   id: row.id,
@@ -164,6 +176,9 @@ const toWorker = (row: WorkerRow): WorkerRecord => ({
   measurement: row.measurement,
   encryptionKey: row.encryption_key,
   evidenceHash: row.evidence_hash,
+  evidence: row.evidence,
+  certificates: row.certificates === null ? null : (JSON.parse(row.certificates) as string[]),
+  challenge: row.challenge,
   registeredAt: row.registered_at,
   lastSeenAt: row.last_seen_at,
 });
@@ -171,10 +186,10 @@ const toWorker = (row: WorkerRow): WorkerRecord => ({
 export function sqliteWorkers(db: Database.Database): WorkerRepository {
   const upsert = db.prepare<[WorkerRow]>(
     `INSERT INTO workers (${WORKER_COLUMNS})
-     VALUES (@id, @platform, @measurement, @encryption_key, @evidence_hash, @registered_at, @last_seen_at)
+     VALUES (@id, @platform, @measurement, @encryption_key, @evidence_hash, @evidence, @certificates, @challenge, @registered_at, @last_seen_at)
      ON CONFLICT (id) DO UPDATE SET platform = excluded.platform, measurement = excluded.measurement,
-       encryption_key = excluded.encryption_key, evidence_hash = excluded.evidence_hash,
-       registered_at = excluded.registered_at, last_seen_at = excluded.last_seen_at`,
+       encryption_key = excluded.encryption_key, evidence_hash = excluded.evidence_hash, evidence = excluded.evidence,
+       certificates = excluded.certificates, challenge = excluded.challenge, registered_at = excluded.registered_at, last_seen_at = excluded.last_seen_at`,
   );
   const select = db.prepare<[string], WorkerRow>(`SELECT ${WORKER_COLUMNS} FROM workers WHERE id = ?`);
   const touch = db.prepare<[string, string]>('UPDATE workers SET last_seen_at = ? WHERE id = ?');
@@ -188,6 +203,9 @@ export function sqliteWorkers(db: Database.Database): WorkerRepository {
           measurement: worker.measurement,
           encryption_key: worker.encryptionKey,
           evidence_hash: worker.evidenceHash,
+          evidence: worker.evidence,
+          certificates: worker.certificates === null ? null : JSON.stringify(worker.certificates),
+          challenge: worker.challenge,
           registered_at: worker.registeredAt,
           last_seen_at: worker.lastSeenAt,
         });

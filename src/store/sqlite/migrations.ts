@@ -29,8 +29,12 @@ import { MalusError } from '../../errors/index.js';
  *                    per (collaboration_id, dataset_id): table_name, owner, wrapped_key, key_commitment.
  * jobs               The job queue: kind, spec (JSON), datasets (JSON), measurements the job accepts
  *                    (JSON), state, the worker holding it, and the signed result or the error.
+ *                    finished_entry is the log index of the job's job.finished entry (version 5;
+ *                    NULL before the job ends, and for jobs that ended before version 5).
  * workers            Registered enclave workers: signing key (id), platform, measurement,
- *                    encryption key, evidence hash, registration and last poll times.
+ *                    encryption key, evidence hash, registration and last poll times; since
+ *                    version 5 also the registration as received (evidence, certificates as a
+ *                    JSON array, challenge; base64url; NULL for workers registered before).
  *
  * datasets           Uploaded datasets, one per (collaboration_id, dataset_id), written only once the
  *                    encrypted file is complete, hashed and in place: table_name, owner, the hashes
@@ -204,6 +208,16 @@ export const MIGRATIONS: readonly Migration[] = [
         started_at       TEXT    NOT NULL,
         PRIMARY KEY (collaboration_id, dataset_id)
       ) STRICT, WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 5,
+    description: "workers' registration evidence and the log entry of a finished job, for job receipts",
+    sql: `
+      ALTER TABLE workers ADD COLUMN evidence TEXT;
+      ALTER TABLE workers ADD COLUMN certificates TEXT;
+      ALTER TABLE workers ADD COLUMN challenge TEXT;
+      ALTER TABLE jobs ADD COLUMN finished_entry INTEGER;
     `,
   },
 ];
