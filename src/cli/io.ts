@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { MalusError } from '../errors/index.js';
 import { readKeyFile, type PartyKeys } from '../identity/index.js';
 
@@ -41,4 +41,19 @@ export function loadKeys(io: CliIo, path: string, passphraseEnv: string | undefi
 
 export function printJson(io: CliIo, value: unknown): void {
   io.out(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints the text, or writes it to a new file (never overwriting one) and says so on standard error. */
+export function writeOrPrint(io: CliIo, out: string | undefined, text: string, what: string): void {
+  if (out === undefined) {
+    io.out(text);
+    return;
+  }
+  try {
+    writeFileSync(out, text, { flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new MalusError(code === 'EEXIST' ? 'usage' : 'file-unreadable', `cannot write ${what} ${out}: ${code === 'EEXIST' ? 'it already exists' : (code ?? 'error')}`);
+  }
+  io.err(`wrote ${what} ${out}\n`);
 }

@@ -10,7 +10,9 @@ import { registerKeygen } from './commands/keygen.js';
 import { registerKms } from './commands/kms.js';
 import { registerC3r } from './commands/c3r.js';
 import { registerLog } from './commands/log.js';
+import { registerJob } from './commands/job.js';
 import { registerQuery } from './commands/query.js';
+import { registerResult } from './commands/result.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 import type { CliIo } from './io.js';
@@ -37,6 +39,8 @@ export function buildProgram(io: CliIo): Command {
   registerCollab(program, io);
   registerDataset(program, io);
   registerQuery(program, io);
+  registerJob(program, io);
+  registerResult(program, io);
   registerLog(program, io);
   registerAttest(program, io);
   registerVerify(program, io);

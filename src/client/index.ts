@@ -57,3 +57,4 @@ export {
   type SignedManifest,
   type UploadDatasetParameters,
 } from './datasets.js';
+export { openJobResult, type OpenResultOptions, type OpenedResult } from './results.js';

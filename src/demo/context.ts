@@ -20,4 +20,6 @@ export interface DemoContext {
   joinKeyCommitment?: string;
   /** Prepared dataset folders by dataset id, on their owners' machines. */
   prepared?: Record<string, string>;
+  /** The governed query jobs the analyst ran, whose sealed results the receiver opens. */
+  queryJobs?: { reach: string; overlap: string; template?: string };
 }

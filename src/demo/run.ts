@@ -50,7 +50,10 @@ export async function runDemo(options: RunDemoOptions): Promise<void> {
     const ctx: DemoContext = { dataDir, server, now: () => new Date() };
     try {
       await runScenario(DEMO_STEPS, ctx, textNarrator(write));
-      write('\nDone: the agreement is active, and only an attested enclave got the keys. Every step above ran against a real server over real signed HTTP.\n');
+      write(
+        '\nDone: the agreement is active, only an attested enclave got the keys, and only the answers the agreement allows left it, ' +
+          'sealed to the receiver. Every step above ran against a real server over real signed HTTP.\n',
+      );
     } finally {
       await server.close();
     }

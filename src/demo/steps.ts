@@ -18,6 +18,7 @@ import { MalusError } from '../errors/index.js';
 import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/index.js';
 import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
 import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
+import { analystAttacksDenied, analystRunsQuery, analystRunsTemplate, receiverOpensResults } from './query-steps.js';
 import type { DemoContext } from './context.js';
 import { need } from './narration.js';
 import type { Step } from './scenario.js';
@@ -160,8 +161,9 @@ const showActive: Step<DemoContext> = {
 const witnessTheLog: Step<DemoContext> = {
   title: 'Both parties witness the transparency log',
   why:
-    'Every decision so far (proposed, signed, activated, keys registered, granted and denied) is an entry in an append-only Merkle log. Each party checks ' +
-    'that the newest signed checkpoint extends the last one it saw and cosigns it, so the operator cannot show ' +
+    'Every decision so far (proposed, signed, activated, keys registered, granted and denied, jobs submitted and finished) ' +
+    'is an entry in an append-only Merkle log. Each party checks that the newest signed checkpoint extends the last one ' +
+    'it saw and cosigns it, so the operator cannot show ' +
     'different histories to different parties or quietly drop an entry.',
   run: async (ctx, n) => {
     const { advertiser, publisher } = need(ctx.clients, 'the clients');
@@ -239,6 +241,10 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   serverHoldsCiphertext,
   enclaveReceivesKeys,
   rogueWorkerDenied,
+  analystRunsQuery,
+  analystAttacksDenied,
+  analystRunsTemplate,
+  receiverOpensResults,
   witnessTheLog,
   verifyReceiptOffline,
   auditTheLog,

@@ -5,14 +5,24 @@ import { finished } from 'node:stream/promises';
 // The demo's synthetic tables. People are numbered; person i's e-mail is user<i>@example.com and
 // both parties hold its SHA-256, as ad platforms exchange it. The publisher saw people
 // [0, VIEWERS); the advertiser sold to people [BUYERS_FROM, BUYERS_FROM + BUYERS): the overlap is
-// known in advance, so the demo can show an answer is right. The generator is seeded: every run
-// writes the same rows.
+// known in advance, so the demo can show an answer is right. Besides its six large campaigns, the
+// publisher ran a few small ones, each shown to fewer people than the agreement's k (50), all of
+// them buyers: a query must withhold their rows. The generator is seeded: every run writes the
+// same rows.
 
 export const VIEWERS = 60_000;
 export const BUYERS_FROM = 45_000;
 export const BUYERS = 20_000;
 export const KNOWN_OVERLAP = VIEWERS - BUYERS_FROM;
-export const CAMPAIGNS = ['cmp-spring', 'cmp-summer', 'cmp-autumn', 'cmp-winter', 'cmp-brand', 'cmp-retarget'] as const;
+const LARGE_CAMPAIGNS = ['cmp-spring', 'cmp-summer', 'cmp-autumn', 'cmp-winter', 'cmp-brand', 'cmp-retarget'] as const;
+/** The small campaigns and the people each was shown to: first person, how many (all in the overlap). */
+export const SMALL_CAMPAIGNS = [
+  { campaign: 'cmp-pilot', from: 50_000, people: 40 },
+  { campaign: 'cmp-local', from: 52_000, people: 24 },
+  { campaign: 'cmp-influencer', from: 58_000, people: 9 },
+] as const;
+/** Every campaign the publisher ran. Purchases are attributed to the large ones only. */
+export const CAMPAIGNS = [...LARGE_CAMPAIGNS, ...SMALL_CAMPAIGNS.map((c) => c.campaign)] as const;
 const PLACEMENTS = ['homepage', 'article', 'video', 'sidebar'] as const;
 const DEVICES = ['mobile', 'desktop', 'tablet', 'ctv'] as const;
 
@@ -53,11 +63,16 @@ async function writeLines(path: string, header: string, rows: number, line: (i: 
 export async function writeImpressions(path: string, rows = 200_000): Promise<void> {
   const random = seeded(2026);
   const hashes = Array.from({ length: VIEWERS }, (_, i) => emailHash(i));
+  // The small campaigns' views are the last rows: one view for each of their people.
+  const small = SMALL_CAMPAIGNS.flatMap((c) => Array.from({ length: c.people }, (_, k) => ({ person: c.from + k, campaign: c.campaign })));
+  const smallFrom = Math.max(VIEWERS, rows - small.length);
   await writeLines(path, 'email_hash,campaign_id,shown_at,placement,device_type', rows, (i) => {
     // Every viewer appears at least once; the rest are repeat views.
-    const person = i < VIEWERS ? i : Math.floor(random() * VIEWERS);
+    const repeat = i < VIEWERS ? i : Math.floor(random() * VIEWERS);
     const shown = `2026-11-${pad(1 + Math.floor(random() * 30))} ${pad(Math.floor(random() * 24))}:${pad(Math.floor(random() * 60))}:${pad(Math.floor(random() * 60))}`;
-    return `${hashes[person] ?? ''},${pick(random, CAMPAIGNS)},${shown},${pick(random, PLACEMENTS)},${pick(random, DEVICES)}`;
+    const large = pick(random, LARGE_CAMPAIGNS);
+    const view = i >= smallFrom ? small[i - smallFrom] : undefined;
+    return `${hashes[view?.person ?? repeat] ?? ''},${view?.campaign ?? large},${shown},${pick(random, PLACEMENTS)},${pick(random, DEVICES)}`;
   });
 }
 
@@ -68,6 +83,6 @@ export async function writeConversions(path: string, rows = 50_000): Promise<voi
   await writeLines(path, 'email_hash,campaign_id,order_date,order_value', rows, (i) => {
     const buyer = i < BUYERS ? i : Math.floor(random() * BUYERS);
     const value = (5 + random() * 195).toFixed(2);
-    return `${hashes[buyer] ?? ''},${pick(random, CAMPAIGNS)},2026-11-${pad(1 + Math.floor(random() * 30))},${value}`;
+    return `${hashes[buyer] ?? ''},${pick(random, LARGE_CAMPAIGNS)},2026-11-${pad(1 + Math.floor(random() * 30))},${value}`;
   });
 }

@@ -1,4 +1,5 @@
 import type { PARAMETER_TYPES } from '../agreement/index.js';
+import type { Violation } from '../errors/index.js';
 
 // The public shapes of governed queries (docs/queries.md): what an analyst asks, what the checker
 // says about it, and what the enclave runs.
@@ -15,13 +16,8 @@ export type QueryRequest =
   | { readonly sql: string; readonly template?: undefined; readonly parameters?: undefined }
   | { readonly sql?: undefined; readonly template: string; readonly parameters: Readonly<Record<string, ParameterValue>> };
 
-export interface Violation {
-  /** Stable, kebab-case (docs/queries.md lists them). */
-  readonly code: string;
-  readonly message: string;
-  /** Character offset in the checked SQL (the template's SQL for a template), or null. */
-  readonly position: number | null;
-}
+/** A rule violation: a stable kebab-case code (docs/queries.md), a message, the character offset in the checked SQL or null. */
+export type { Violation } from '../errors/index.js';
 
 export interface BoundParameter {
   readonly name: string;

@@ -26,14 +26,75 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toMatch(/publisher\): 200,000 rows \(ad impressions of 60,000 viewers\), [\d.]+ MB CSV -> [\d.]+ MB ciphertext/);
   expect(stdout).toMatch(/advertiser\): 50,000 rows \(purchases of 20,000 buyers/);
   expect(stdout).toMatch(/impressions-2026-11 uploaded \([\d.]+ MB in \d+ pieces?\), key registered: yes/);
-  expect(stdout).toMatch(/searched \d+ server files for 14 e-mail hashes and campaign names: 0 found/);
+  // 9 campaign names (6 large, 3 small) and 4 people's e-mail hashes in both cases.
+  expect(stdout).toMatch(/searched \d+ server files for 17 e-mail hashes and campaign names: 0 found/);
   expect(stdout).toContain("impressions-2026-11: the enclave's commitment matches the owner's key; 200,000 rows decrypted into DuckDB");
   expect(stdout).toContain("conversions-2026-11: the enclave's commitment matches the owner's key; 50,000 rows decrypted into DuckDB");
   expect(stdout).toContain('entries dataset.registered: 2');
   expect(stdout).toContain('key release denied: measurement-not-pinned');
-  expect(stdout).toContain('entries key.granted: 1');
+  expectGovernedQueries(stdout);
+  // The dataset check and three query jobs: each was granted the keys once.
+  expect(stdout).toContain('entries job.finished: 4');
+  expect(stdout).toContain('entries key.granted: 4');
   expect(stdout).toContain('entries key.denied: 1');
-  expect(stdout).toContain('\nDone: the agreement is active, and only an attested enclave got the keys.');
+  expect(stdout).toContain(DONE);
+}
+
+const DONE = '\nDone: the agreement is active, only an attested enclave got the keys, and only the answers the agreement allows left it, sealed to the receiver.';
+const JOB = 'job-[0-9a-f]{32}';
+
+/** The text between the heading of the step titled `title` and the next heading. */
+function stepText(stdout: string, title: string): string {
+  const start = stdout.indexOf(`. ${title}\n`);
+  if (start < 0) throw new Error(`no step "${title}" in:\n${stdout}`);
+  const end = stdout.slice(start).search(/\n\d+\. /);
+  return end < 0 ? stdout.slice(start) : stdout.slice(start, start + end);
+}
+
+function expectGovernedQueries(stdout: string): void {
+  // The analyst's ad-hoc SQL: allowed; the three small campaigns fall under k = 50.
+  const adhoc = stepText(stdout, 'The advertiser, as analyst, asks for reach and conversions by campaign in SQL');
+  expect(adhoc).toContain('FROM impressions i LEFT JOIN conversions c ON i.email_hash = c.email_hash\n');
+  expect(adhoc).toContain(
+    'checked offline: allowed under the aggregation rules; Malus adds ((count(DISTINCT i.email_hash) >= 50) AND (count(DISTINCT c.email_hash) >= 50)) AS malus_released',
+  );
+  expect(adhoc).toMatch(new RegExp(`job ${JOB}: the enclave ran exactly that rewrite \\(its hash is in the signed statement\\)`));
+  expect(adhoc).toContain('   6 campaigns released, 3 suppressed under the k constraint\n');
+  expect(adhoc).toContain('cmp-pilot, cmp-local, cmp-influencer were shown to 40, 24, 9 people, fewer than 50 each');
+  expect(adhoc).toMatch(new RegExp(`and how many viewers bought at all: job ${JOB}, 1 row released`));
+
+  // Three attacks, each refused by the server with its violation code; none is queued.
+  const attacks = stepText(stdout, 'It tries to learn more than the agreement allows, and is refused');
+  expect(attacks).toContain("the buyers' e-mail hashes and what each spent:\n     SELECT i.email_hash, SUM(c.order_value) AS spent");
+  expect(attacks).toMatch(/denied \(422 query-denied\): column-not-allowed: i\.email_hash may not be selected: it is the identity column of impressions \(at character 7\)/);
+  expect(attacks).toContain('the largest single purchase per campaign:\n     SELECT i.campaign_id, MAX(c.order_value)');
+  expect(attacks).toMatch(/denied \(422 query-denied\): aggregate-not-allowed: MAX is not an allowed aggregate/);
+  expect(attacks).toContain("a file on the enclave host:\n     SELECT count(*) FROM read_csv('/etc/passwd')\n");
+  expect(attacks).toMatch(/denied \(422 query-denied\): table-function: the table function read_csv is not allowed/);
+  expect(attacks).toContain('jobs queued by these attempts: 0\n');
+
+  // The approved template with its DATE parameter; a value that is not a date is refused.
+  const template = stepText(stdout, 'It runs the template both owners approved, with a parameter');
+  expect(template).toContain(`since = "2026-11-15'; DROP TABLE impressions; --": denied (422 query-denied): parameter-type:`);
+  expect(template).toContain('template reach_and_conversions, since = 2026-11-15 (a DATE from 2020-01-01 to 2099-12-31)\n');
+  expect(template).toMatch(new RegExp(`job ${JOB}: 6 campaigns released, 3 suppressed; the signed statement names the template and its parameter`));
+
+  // The receiver verifies each receipt, then opens the rows.
+  const opened = stepText(stdout, 'The advertiser, as receiver, checks each result’s receipt, then opens its rows');
+  const verified = opened.match(
+    /receipt verified: log entry \d+ in checkpoint size \d+; signed by enclave \S{16}…, the key its sim evidence binds; measurement [0-9a-f]{16}… allowed by the agreement\n/g,
+  );
+  expect(verified).toHaveLength(3);
+  expect(opened.match(/SIMULATED TEE: NOT CONFIDENTIAL \(the result is genuine/g)).toHaveLength(3);
+  expect(opened).toMatch(new RegExp(`reach and conversions \\(ad-hoc SQL\\), job ${JOB}:\n`));
+  expect(opened.match(/rows decrypted, hash matches the signed statement: 6 released, 3 suppressed\n/g)).toHaveLength(2);
+  expect(opened).toContain('rows decrypted, hash matches the signed statement: 1 released, 0 suppressed\n');
+  expect(opened).toContain('buyers among the viewers: 15,000, the overlap the demo built into the tables');
+  // The top campaigns: a header and three large campaigns with their counts, never a small one.
+  expect(opened.match(/^ {5}campaign_id +viewers +buyers +revenue$/gm)).toHaveLength(2);
+  expect(opened.match(/^ {5}cmp-(spring|summer|autumn|winter|brand|retarget) +[\d,]+ +[\d,]+ +[\d,]+\.\d{2}$/gm)).toHaveLength(6);
+  expect(opened).not.toMatch(/cmp-(pilot|local|influencer)/);
+  expect(opened.match(/^ {5}… 3 more$/gm)).toHaveLength(2);
 }
 
 beforeAll(() => {
@@ -101,8 +162,8 @@ describe('malus demo', () => {
     mkdirSync(empty);
     const ok = await run(['demo', '--data-dir', empty]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain('\nDone: the agreement is active, and only an attested enclave got the keys.');
-  });
+    expect(ok.stdout).toContain(DONE);
+  }, 150_000);
 
   it('finishes and cleans up when its reader goes away (malus demo | head -2)', async () => {
     const child = spawn(process.execPath, [BIN, 'demo'], { cwd: dir, env: baseEnv({ TMPDIR: dir }), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,4 +1,4 @@
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -16,7 +16,7 @@ import {
 import { measureBuild } from '../../engine/index.js';
 import { MalusError, issuesFromZod } from '../../errors/index.js';
 import { generatePartyKeys, readPublicIdentity, type PublicIdentity } from '../../identity/index.js';
-import { loadKeys, printJson, readTextFile, type CliIo } from '../io.js';
+import { loadKeys, printJson, readTextFile, writeOrPrint, type CliIo } from '../io.js';
 
 export function readAgreementFile(path: string): Agreement {
   return assertAgreement(parseAgreementText(readTextFile(path, 'agreement'), path), path);
@@ -69,19 +69,6 @@ function parseTime(text: string | undefined, flag: string): Date {
   return new Date(time);
 }
 
-function writeOrPrint(io: CliIo, out: string | undefined, text: string, what: string): void {
-  if (out === undefined) {
-    io.out(text);
-    return;
-  }
-  try {
-    writeFileSync(out, text, { flag: 'wx' });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new MalusError(code === 'EEXIST' ? 'usage' : 'file-unreadable', `cannot write ${what} ${out}: ${code === 'EEXIST' ? 'it already exists' : (code ?? 'error')}`);
-  }
-  io.err(`wrote ${what} ${out}\n`);
-}
 
 export function registerAgreement(program: Command, io: CliIo): void {
   const agreement = program.command('agreement').description('draft, check, hash, sign and verify collaboration agreements');

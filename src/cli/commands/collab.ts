@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { agreementHash, assertAgreement, signAgreement, type Agreement } from '../../agreement/index.js';
 import {
-  createClient,
   getAgreement,
   getCollaboration,
   listCollaborations,
@@ -11,27 +10,10 @@ import {
   type MalusClient,
 } from '../../client/index.js';
 import { MalusError } from '../../errors/index.js';
-import { loadKeys, printJson, type CliIo } from '../io.js';
+import { printJson, type CliIo } from '../io.js';
+import { clientFor, withServerOptions, type ServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
 
-interface ServerOptions {
-  server: string;
-  key: string;
-  passphraseEnv?: string;
-  json?: boolean;
-}
-
-function clientFor(io: CliIo, options: ServerOptions): MalusClient {
-  return createClient({ server: options.server, keys: loadKeys(io, options.key, options.passphraseEnv) });
-}
-
-function withServerOptions(command: Command): Command {
-  return command
-    .requiredOption('--server <url>', 'the Malus server, e.g. http://127.0.0.1:8787')
-    .requiredOption('--key <keyfile>', 'your party key file (it signs every request)')
-    .option('--passphrase-env <var>', 'environment variable holding the key file passphrase')
-    .option('--json', 'print JSON');
-}
 
 export function describeCollaboration(view: CollaborationView, names: ReadonlyMap<string, string> = new Map()): string {
   const label = (id: string): string => (names.has(id) ? `${names.get(id) ?? ''} (${id})` : id);

@@ -2,9 +2,10 @@ import { basename, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { agreementHash } from '../../agreement/index.js';
-import { createClient, getDataset, listDatasets, remoteAgreementSource, uploadDataset, type DatasetView, type MalusClient } from '../../client/index.js';
+import { getDataset, listDatasets, remoteAgreementSource, uploadDataset, type DatasetView } from '../../client/index.js';
 import { MalusError } from '../../errors/index.js';
-import { loadKeys, printJson, type CliIo } from '../io.js';
+import { printJson, type CliIo } from '../io.js';
+import { clientFor, collect, simRootFingerprints, withServerOptions as withCommonServerOptions, type CollabServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
 import { registerDatasetPrepare } from './dataset-prepare.js';
 
@@ -13,30 +14,9 @@ import { registerDatasetPrepare } from './dataset-prepare.js';
 // with a key-release service whose attestation satisfies that agreement, and resumes where the
 // server stopped.
 
-interface ServerOptions {
-  server: string;
-  key: string;
-  passphraseEnv?: string;
-  collab: string;
-  json?: boolean;
-}
+type ServerOptions = CollabServerOptions;
 
-const FINGERPRINT = /^[0-9a-f]{64}$/;
-
-function withServerOptions(command: Command): Command {
-  return command
-    .requiredOption('--server <url>', 'the Malus server, e.g. http://127.0.0.1:8787')
-    .requiredOption('--key <keyfile>', 'your party key file (it signs every request)')
-    .option('--passphrase-env <var>', 'environment variable holding the key file passphrase')
-    .requiredOption('--collab <id>', 'the collaboration id')
-    .option('--json', 'print JSON');
-}
-
-function clientFor(io: CliIo, options: ServerOptions): MalusClient {
-  return createClient({ server: options.server, keys: loadKeys(io, options.key, options.passphraseEnv) });
-}
-
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+const withServerOptions = (command: Command): Command => withCommonServerOptions(command, { collab: true });
 
 /** 1536 → "1.5 KiB". */
 export function formatBytes(bytes: number): string {
@@ -124,10 +104,7 @@ function progressReporter(io: CliIo, label: string): Progress {
 }
 
 async function simRootsOf(options: { simRoot?: string[]; simCa?: string }): Promise<string[] | undefined> {
-  const roots = [...(options.simRoot ?? [])];
-  for (const root of roots) {
-    if (!FINGERPRINT.test(root)) throw new MalusError('usage', `--sim-root ${root}: expected the SHA-256 fingerprint of a development CA (64 lower-case hex)`);
-  }
+  const roots = simRootFingerprints(options.simRoot) ?? [];
   if (options.simCa !== undefined) {
     const [{ readSimCa }, { simCaFingerprint }] = await Promise.all([import('../../engine/index.js'), import('../../attestation/index.js')]);
     roots.push(simCaFingerprint(readSimCa(options.simCa)));

@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
-import { MalusError } from '../../errors/index.js';
+import { submitQuery, waitForJob, type QueryJobBody } from '../../client/index.js';
+import { MalusError, isMalusError, type ErrorCode } from '../../errors/index.js';
 import { checkQuery, type CheckedQuery, type ParameterValue, type QueryRequest, type Violation } from '../../rules/index.js';
 import { printJson, readTextFile, type CliIo } from '../io.js';
+import { clientFor, collect as collectRepeated, withServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
+import { describeJob } from './job.js';
+import { openAndShow, withOpenOptions, type OpenOptions } from './result.js';
 
 // `malus query …`: check a query offline against an agreement's rules, and run one on a server.
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** `k=v` pairs of --param into template parameters; the values stay text (the template's types decide). */
 export function parseParams(pairs: readonly string[]): Record<string, ParameterValue> {
@@ -43,7 +45,7 @@ export function withQuerySource(command: Command): Command {
     .option('--sql <sql>', 'ad-hoc SQL (DuckDB dialect)')
     .option('--sql-file <file>', 'read the SQL from a file')
     .option('--template <name>', 'run an approved template of the agreement')
-    .option('--param <name=value>', 'a template parameter (repeatable)', collect);
+    .option('--param <name=value>', 'a template parameter (repeatable)', collectRepeated);
 }
 
 /** A violation with the line of SQL it points into and a caret under the spot. */
@@ -91,4 +93,79 @@ export function registerQuery(program: Command, io: CliIo): void {
     else io.out(describeCheck(checked, sql));
     if (!checked.allowed) throw new MalusError('query-denied', `the query breaks the agreement's rules (${checked.violations.map((v) => v.code).join(', ')})`);
   });
+
+  registerQueryRun(query, io);
+}
+
+/** `table=dataset` pairs of --dataset. */
+function parseDatasets(pairs: readonly string[] | undefined): Record<string, string> | undefined {
+  if (pairs === undefined || pairs.length === 0) return undefined;
+  const datasets: Record<string, string> = {};
+  for (const pair of pairs) {
+    const [table, dataset, ...rest] = pair.split('=');
+    if (table === undefined || dataset === undefined || table === '' || dataset === '' || rest.length > 0) {
+      throw new MalusError('usage', `--dataset ${JSON.stringify(pair)}: expected TABLE=DATASET_ID`);
+    }
+    datasets[table] = dataset;
+  }
+  return datasets;
+}
+
+/** The code a failed job reported (`code: message`), when it is one of ours; else query-failed. */
+function failureCode(error: string | null): ErrorCode {
+  const code = /^([a-z][a-z0-9-]*): /.exec(error ?? '')?.[1];
+  return code !== undefined && isKnownCode(code) ? code : 'query-failed';
+}
+
+const KNOWN_FAILURES: readonly ErrorCode[] = ['query-failed', 'query-timeout', 'result-too-large', 'query-denied', 'key-release-denied', 'agreement-mismatch', 'invalid-input', 'forbidden'];
+const isKnownCode = (code: string): code is ErrorCode => (KNOWN_FAILURES as readonly string[]).includes(code);
+
+type RunOptions = QuerySource & OpenOptions & { dataset?: string[]; wait?: boolean; timeout: string };
+
+async function runQuery(io: CliIo, options: RunOptions): Promise<void> {
+  const request = queryRequestOf(options);
+  const datasets = parseDatasets(options.dataset);
+  if (!/^\d{1,5}$/.test(options.timeout)) throw new MalusError('usage', '--timeout takes whole seconds');
+  const client = clientFor(io, options);
+  const body = { ...request, ...(datasets === undefined ? {} : { datasets }) } as QueryJobBody;
+  let job;
+  try {
+    job = await submitQuery(client, options.collab, body);
+  } catch (error) {
+    // A denial: show each violation where it is in the SQL, then fail as the server did.
+    if (isMalusError(error, 'query-denied') && error.violations.length > 0 && options.json !== true) {
+      const sql = request.sql ?? '';
+      io.out(`denied: ${error.violations.length} violation${error.violations.length === 1 ? '' : 's'}\n${error.violations.map((v) => describeViolation(v, sql)).join('\n')}\n`);
+      throw new MalusError('query-denied', 'the server refused the query: it breaks the agreement\'s rules');
+    }
+    throw error;
+  }
+  const wait = options.wait === true || options.out !== undefined;
+  if (!wait) {
+    if (options.json === true) printJson(io, job);
+    else io.out(`queued ${job.id}\n`);
+    return;
+  }
+  const done = await waitForJob(client, options.collab, job.id, { timeoutMs: Number(options.timeout) * 1000, intervalMs: 250 });
+  if (options.json === true && options.out === undefined) printJson(io, done);
+  else io.err(describeJob(done));
+  if (done.state === 'failed') throw new MalusError(failureCode(done.error), `job ${done.id} failed in the enclave: ${done.error ?? 'no reason given'}`);
+  if (options.out !== undefined) await openAndShow(io, done.id, { ...options, json: false });
+}
+
+export function registerQueryRun(query: Command, io: CliIo): void {
+  withServerOptions(
+    withOpenOptions(
+      withQuerySource(
+        query
+          .command('run')
+          .description('submit a governed query (SQL or template) to run in the clean room; with --wait, follow it to the end')
+          .option('--dataset <table=id>', 'run over this dataset of a table (repeatable; default: the newest complete one)', collectRepeated)
+          .option('--wait', 'wait until the job ends and print how it ended')
+          .option('--timeout <seconds>', 'how long --wait waits', '300')
+          .option('--out <file>', 'wait, then open the result as a receiver and write its rows as CSV (never overwritten)'),
+      ),
+    ),
+    { collab: true },
+  ).action((options: RunOptions) => runQuery(io, options));
 }

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { openJobResult, type OpenedResult } from '../../client/index.js';
+import type { ResultRows } from '../../engine/index.js';
+import { printJson, writeOrPrint, type CliIo } from '../io.js';
+import { clientFor, collect, simRootFingerprints, withServerOptions, type CollabServerOptions } from '../server-options.js';
+import { readAgreementFile } from './agreement.js';
+import { checkJobId } from './job.js';
+
+// `malus result open`: a receiver verifies a query result's receipt, then decrypts its rows.
+
+type Cell = ResultRows['rows'][number][number];
+
+function csvCell(value: Cell): string {
+  if (value === null) return '';
+  const text = String(value);
+  return /[",\r\n]|^\s|\s$/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** RFC 4180 CSV with a header row; NULL is an empty field. */
+export function resultCsv(result: ResultRows): string {
+  const lines = [result.columns.map((c) => csvCell(c.name)).join(','), ...result.rows.map((row) => row.map(csvCell).join(','))];
+  return `${lines.join('\r\n')}\r\n`;
+}
+
+/** A plain-text table of the first rows, for a terminal. */
+export function resultTable(result: ResultRows, maxRows = 20): string {
+  const shown = result.rows.slice(0, maxRows).map((row) => row.map((v) => (v === null ? 'NULL' : String(v))));
+  const header = result.columns.map((c) => c.name);
+  const widths = header.map((h, i) => Math.min(40, Math.max(h.length, ...shown.map((r) => (r[i] ?? '').length))));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => c.slice(0, 40).padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const rest = result.rows.length - shown.length;
+  return `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...shown.map(line), ...(rest > 0 ? [`… ${rest} more rows`] : [])].join('\n')}\n`;
+}
+
+/** What was checked before the rows were shown, one line each. */
+export function describeVerified(opened: OpenedResult): string {
+  const { verdict, trusted } = opened;
+  const lines = [
+    `receipt verified: entry ${verdict.index} in checkpoint ${verdict.checkpoint.origin} size ${verdict.checkpoint.size}${trusted.logKeyFromServer ? ' (log key from the server: pin it with --log-key)' : ''}`,
+    `  statement signed by enclave ${verdict.statement.enclave.signingKey}, the key its evidence binds`,
+    `  evidence: ${verdict.evidence.platform} measurement ${verdict.evidence.measurement}${trusted.simRootsFromServer && verdict.simulated ? ' (sim root from the server: pin it with --sim-root)' : ''}`,
+    `  agreement ${verdict.agreement.hash} (${verdict.agreement.source === 'given' ? 'the file you gave' : 'embedded in the receipt'}) allows that enclave`,
+    `  result ${opened.rows.rows.length} rows, ${opened.suppressed} suppressed under the k constraints; hash matches the signed statement`,
+  ];
+  if (verdict.simulated) lines.push('  !!! SIMULATED TEE: NOT CONFIDENTIAL !!!');
+  return `${lines.join('\n')}\n`;
+}
+
+export interface OpenOptions extends CollabServerOptions {
+  out?: string;
+  logKey?: string;
+  simRoot?: string[];
+  agreement?: string;
+}
+
+export function withOpenOptions(command: Command): Command {
+  return command
+    .option('--log-key <vkey>', "pin the log's note verifier key (default: the server's, printed)")
+    .option('--sim-root <sha256>', "trust sim evidence only under this development CA fingerprint (repeatable; default: the server's)", collect)
+    .option('--agreement <file>', 'check against this agreement (default: the one the receipt embeds, checked against the signed hash)');
+}
+
+/** Opens and prints (or writes) a result, with what was verified on standard error. */
+export async function openAndShow(io: CliIo, id: string, options: OpenOptions): Promise<void> {
+  const simRoots = simRootFingerprints(options.simRoot);
+  const opened = await openJobResult(clientFor(io, options), options.collab, checkJobId(id), {
+    ...(options.logKey === undefined ? {} : { logKey: options.logKey }),
+    ...(simRoots === undefined ? {} : { simRoots }),
+    ...(options.agreement === undefined ? {} : { agreement: readAgreementFile(options.agreement) }),
+  });
+  if (options.json === true) {
+    printJson(io, { columns: opened.rows.columns, rows: opened.rows.rows, suppressed: opened.suppressed, verdict: opened.verdict });
+    return;
+  }
+  io.err(describeVerified(opened));
+  if (options.out === undefined) io.out(resultTable(opened.rows, Number.POSITIVE_INFINITY));
+  else writeOrPrint(io, options.out, resultCsv(opened.rows), 'result');
+}
+
+export function registerResult(program: Command, io: CliIo): void {
+  const result = program.command('result').description('open query results sealed to you');
+  withServerOptions(
+    withOpenOptions(
+      result
+        .command('open')
+        .description('verify a result\'s receipt (log, enclave signature, evidence, agreement policy), then decrypt its rows as a receiver')
+        .argument('<job>', 'the job id')
+        .option('--out <file>', 'write the rows as CSV here (never overwritten) instead of printing a table'),
+    ),
+    { collab: true },
+  ).action((id: string, options: OpenOptions) => openAndShow(io, id, options));
+}
