@@ -27,8 +27,7 @@ export interface OpenedResult {
   readonly rows: ResultRows;
   readonly verdict: Extract<JobReceiptVerdict, { ok: true }>;
   readonly receipt: JobReceiptView;
-  /** Rows the enclave withheld under the k constraints. */
-  readonly suppressed: number;
+  // No count of the groups withheld under the k constraints: the enclave never reveals it.
   /** Where the trust material came from, for the user to see. */
   readonly trusted: { readonly logKey: string; readonly logKeyFromServer: boolean; readonly simRoots: readonly string[]; readonly simRootsFromServer: boolean };
 }
@@ -36,15 +35,15 @@ export interface OpenedResult {
 const sha256Ref = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 interface QueryResultOutput {
-  readonly result: { readonly sha256: string; readonly ciphertext: string; readonly suppressed: number };
+  readonly result: { readonly sha256: string; readonly ciphertext: string };
 }
 
 function resultOutput(output: Readonly<Record<string, unknown>>): QueryResultOutput {
   const result = output.result as Partial<QueryResultOutput['result']> | undefined;
-  if (typeof result?.sha256 !== 'string' || typeof result.ciphertext !== 'string' || typeof result.suppressed !== 'number') {
+  if (typeof result?.sha256 !== 'string' || typeof result.ciphertext !== 'string') {
     throw new MalusError('signature-invalid', 'the signed statement does not describe a query result');
   }
-  return { result: { sha256: result.sha256, ciphertext: result.ciphertext, suppressed: result.suppressed } };
+  return { result: { sha256: result.sha256, ciphertext: result.ciphertext } };
 }
 
 export async function openJobResult(client: MalusClient, collaborationId: string, jobId: string, options: OpenResultOptions = {}): Promise<OpenedResult> {
@@ -83,7 +82,6 @@ export async function openJobResult(client: MalusClient, collaborationId: string
       rows: parseResultRows(payload),
       verdict,
       receipt,
-      suppressed: result.suppressed,
       trusted: { logKey: logKeyText, logKeyFromServer: options.logKey === undefined, simRoots, simRootsFromServer: options.simRoots === undefined },
     };
   } finally {

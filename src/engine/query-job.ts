@@ -10,8 +10,9 @@ import type { QueryOutput } from './statement.js';
 
 // A query job inside the enclave (docs/enclave.md): the enclave checks the query against the
 // agreement itself, binds each table it reads to the dataset the job names, decrypts those into a
-// locked sandbox, runs the rewritten SQL, keeps only the rows the release column lets out, and
-// seals them to the agreement's receivers. The statement it signs binds all of it.
+// locked sandbox, runs the rewritten SQL (which keeps only the groups its k constraints release),
+// fails closed if any row's release column is not true, and seals the rows to the agreement's
+// receivers. The statement it signs binds all of it, and says nothing of the groups withheld.
 
 /** What a claimed query job carries, as the worker receives it (see ClaimedJob). */
 export interface QueryJobSpec {
@@ -64,15 +65,15 @@ export interface GovernedResult {
   /** The released columns (the release column removed). */
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly (readonly ResultValue[])[];
-  /** Rows the release column withheld. */
-  readonly suppressed: number;
   /** The canonical malus.result-rows/v1 payload of the released rows. */
   readonly payload: Uint8Array;
 }
 
 /**
- * Runs already-checked SQL (the rewrite of checkQuery) on a loaded sandbox, locking it first:
- * rows whose RELEASE_COLUMN is not true are dropped and counted; the rest become the payload.
+ * Runs already-checked SQL (the rewrite of checkQuery) on a loaded sandbox, locking it first. The
+ * rewrite applies the k constraints itself, so every row must have RELEASE_COLUMN true: one that
+ * does not fails the job (query-failed) with nothing released and no count of withheld rows, since
+ * that count is a release about the groups under k. The rows become the payload.
  */
 export async function runGovernedSql(
   sandbox: Sandbox,
@@ -88,7 +89,7 @@ export async function runGovernedSql(
     payload.fill(0);
     throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
   }
-  return { columns: run.columns, rows: run.rows, suppressed: run.suppressed, payload };
+  return { columns: run.columns, rows: run.rows, payload };
 }
 
 /** The receivers' X25519 keys, from the agreement's parties. */
@@ -156,7 +157,6 @@ export async function runQuery(
           ciphertext: sha256Ref(sealedCiphertext(sealed)),
           rows: result.rows.length,
           columns: result.columns.map((c) => c.name),
-          suppressed: result.suppressed,
           receivers: receivers.map((r) => r.party),
         },
       };

@@ -30,8 +30,10 @@ export const DEFAULT_QUERY_LIMITS = { timeoutMs: 60_000, maxRows: 100_000, maxBy
 
 export interface RunOptions extends QueryLimits {
   /**
-   * The query's last column must be this BOOLEAN column: rows where it is not true are counted as
-   * suppressed and never kept (nor counted toward the caps), and the column is dropped.
+   * The query's last column must be this BOOLEAN column, and it is dropped. A row where it is not
+   * true fails the run (query-failed) at that row: the checked rewrite keeps only the groups its k
+   * constraints release, so such a row means the rewrite and the engine disagree. Nothing of it is
+   * kept or counted: how many groups were withheld is itself a release about groups under k.
    */
   readonly releaseColumn?: string;
 }
@@ -39,8 +41,6 @@ export interface RunOptions extends QueryLimits {
 export interface SandboxRun {
   readonly columns: ResultColumn[];
   readonly rows: ResultValue[][];
-  /** Rows the release column withheld. */
-  readonly suppressed: number;
   /** The approximate payload size of `rows`. */
   readonly bytes: number;
 }
@@ -67,6 +67,10 @@ export async function lockConnection(connection: DuckDBConnection): Promise<void
 
 const queryFailed = (why = 'the query failed in the enclave'): MalusError =>
   new MalusError('query-failed', `${why} (DuckDB's reason stays in the enclave: it can hold data values)`);
+
+/** The one failure for a withheld row: the same whichever row, wherever, however many. */
+const notReleased = (): MalusError =>
+  new MalusError('query-failed', 'the enclave released nothing: the query returned a row its k constraints do not release, which the checked rewrite never should');
 
 export async function openSandbox(limits: SandboxLimits = {}): Promise<Sandbox> {
   const db = await openIngestDb({ threads: limits.threads ?? DEFAULT_SANDBOX_LIMITS.threads, memoryLimit: limits.memoryLimit ?? DEFAULT_SANDBOX_LIMITS.memoryLimit });
@@ -131,17 +135,14 @@ export async function openSandbox(limits: SandboxLimits = {}): Promise<Sandbox> 
         const kept = release === undefined ? count : count - 1;
         const columns = names.slice(0, kept).map((name, i) => ({ name, type: String(types[i]) }));
         const rows: ResultValue[][] = [];
-        let suppressed = 0;
         let bytes = 0;
         for (;;) {
           const chunk = await result.fetchChunk();
           if (timer.fired) throw timedOut(timeoutMs);
           if (chunk === null || chunk.rowCount === 0) break;
           for (const raw of chunk.getRows()) {
-            if (release !== undefined && raw[kept] !== true) {
-              suppressed += 1;
-              continue;
-            }
+            // Fail closed: no row the release column withholds, and no count of them, ever leaves.
+            if (release !== undefined && raw[kept] !== true) throw notReleased();
             const row = raw.slice(0, kept).map(resultValue);
             bytes += row.reduce((sum: number, value) => sum + resultValueBytes(value), 2);
             rows.push(row);
@@ -149,7 +150,7 @@ export async function openSandbox(limits: SandboxLimits = {}): Promise<Sandbox> 
             if (bytes > maxBytes) throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
           }
         }
-        return { columns, rows, suppressed, bytes };
+        return { columns, rows, bytes };
       } catch (error) {
         if (timer.fired && !isMalusError(error, 'invalid-input')) throw timedOut(timeoutMs);
         if (isMalusError(error)) throw error;

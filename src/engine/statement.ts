@@ -58,8 +58,7 @@ export interface QueryOutput {
     readonly ciphertext: string;
     readonly rows: number;
     readonly columns: readonly string[];
-    /** Rows withheld by the agreement's output constraints. */
-    readonly suppressed: number;
+    // No count of the groups the k constraints withheld: that count is itself about groups under k.
     readonly receivers: readonly string[];
   };
 }

@@ -1,9 +1,9 @@
 import type { Agreement, Table } from '../agreement/index.js';
 import { Findings, child, descendants, isNode, nodes, text, unexpectedKeys } from './ast.js';
-import { ARITHMETIC, LIKE_OPERATORS, MEMBER_VALUE_AGGREGATES, functionName, isConstructor, isSandboxFunction } from './functions.js';
+import { ARITHMETIC, CONSTANT_ARGUMENTS, LIKE_OPERATORS, MEMBER_VALUE_AGGREGATES, functionName, isConstructor, isSandboxFunction } from './functions.js';
 import { MAX_IN_LIST } from './limits.js';
 import type { AstNode, FunctionKind } from './parser.js';
-import { resolveColumn, sameName, scopeOf, type Scope, type TableRef } from './scope.js';
+import { PSEUDO_COLUMNS, resolveColumn, sameName, scopeOf, type Scope, type TableRef } from './scope.js';
 
 // The checker for ad-hoc SQL under the aggregation and list rules (docs/queries.md). It walks
 // DuckDB's parse tree with an allowlist: every node kind, function and operator it does not know
@@ -67,6 +67,43 @@ const ALLOWED_COMPARISONS = new Set([
   'COMPARE_GREATERTHANOREQUALTO',
 ]);
 
+/** What a value is, as far as implicit casts go: a string literal adapts to the other side; a column does not. */
+type TypeClass = 'text' | 'number' | 'date' | 'bool' | 'literal' | 'null' | 'mixed' | 'unknown';
+
+function columnClass(type: string): TypeClass {
+  if (type === 'VARCHAR' || type === 'UUID') return 'text';
+  if (type === 'DATE' || type.startsWith('TIMESTAMP')) return 'date';
+  if (type === 'BOOLEAN') return 'bool';
+  return 'number';
+}
+
+function constantClass(node: AstNode): TypeClass {
+  const value = node.value as { is_null?: boolean; type?: { id?: string } } | undefined;
+  if (value?.is_null === true) return 'null';
+  const id = value?.type?.id ?? '';
+  if (id === 'VARCHAR') return 'literal';
+  if (id === 'BOOLEAN') return 'bool';
+  if (id === 'DATE' || id.startsWith('TIMESTAMP')) return 'date';
+  if (/INT|DECIMAL|DOUBLE|FLOAT|REAL/.test(id)) return 'number';
+  return 'unknown';
+}
+
+function castClass(node: AstNode): TypeClass {
+  const id = (node.cast_type as { id?: string } | undefined)?.id ?? '';
+  if (id === 'VARCHAR') return 'text';
+  if (id === 'BOOLEAN') return 'bool';
+  if (id === 'DATE' || id.startsWith('TIMESTAMP')) return 'date';
+  if (/INT|DECIMAL|DOUBLE|FLOAT|REAL/.test(id)) return 'number';
+  return 'unknown';
+}
+
+/** Whether comparing the two makes DuckDB cast a non-constant side (which can fail on a value). */
+function castsAValue(a: TypeClass, b: TypeClass): boolean {
+  if (a === 'mixed' || b === 'mixed') return true;
+  if (a === 'unknown' || b === 'unknown' || a === 'null' || b === 'null' || a === 'literal' || b === 'literal') return false;
+  return a !== b;
+}
+
 const SELECT_KEYS = ['type', 'modifiers', 'cte_map', 'select_list', 'from_table', 'where_clause', 'group_expressions', 'group_sets', 'aggregate_handling', 'having', 'sample', 'qualify'];
 const FUNCTION_KEYS = ['class', 'type', 'alias', 'function_name', 'schema', 'catalog', 'children', 'distinct', 'filter', 'order_bys', 'export_state', 'is_operator'];
 
@@ -85,6 +122,55 @@ class AdhocChecker {
 
   private rolesOf(ref: TableRef): Roles {
     return this.roles.get(ref) ?? rolesOf(ref.table);
+  }
+
+  private typeOf(node: AstNode): TypeClass {
+    switch (text(node, 'class')) {
+      case 'CONSTANT':
+        return constantClass(node);
+      case 'COLUMN_REF': {
+        const resolved = resolveColumn(node, this.scope);
+        if (resolved.kind !== 'column') return 'unknown';
+        const column = resolved.ref.table.columns.find((c) => c.name === resolved.column);
+        return column === undefined ? 'unknown' : columnClass(column.type);
+      }
+      case 'CAST':
+        return castClass(node);
+      case 'CASE': {
+        const results = [...nodes(node.case_checks).map((c) => child(c, 'then_expr')), child(node, 'else_expr')].filter((n): n is AstNode => n !== undefined);
+        // The CASE's value is computed per row, so even all-literal results are a value, not a literal.
+        const classes = new Set(results.map((r) => this.typeOf(r)).map((c) => (c === 'literal' ? 'text' : c)).filter((c) => c !== 'null'));
+        if (classes.size === 0) return 'null';
+        return classes.size === 1 ? ([...classes][0] as TypeClass) : 'mixed';
+      }
+      case 'COMPARISON':
+      case 'CONJUNCTION':
+      case 'BETWEEN':
+        return 'bool';
+      case 'FUNCTION': {
+        const name = functionName(node);
+        if (['count', 'count_star', 'sum', 'avg', '/', '+', '-', '*'].includes(name)) return 'number';
+        return 'unknown';
+      }
+      default:
+        return 'unknown';
+    }
+  }
+
+  /** Refuses a comparison that would make DuckDB cast a value from the data. */
+  private comparable(operands: readonly (AstNode | undefined)[]): void {
+    const present = operands.filter((o): o is AstNode => o !== undefined);
+    const [first, ...rest] = present;
+    if (first === undefined) return;
+    const classes = present.map((o) => this.typeOf(o));
+    const base = classes[0] as TypeClass;
+    for (const [i, other] of rest.entries()) {
+      const cls = classes[i + 1] as TypeClass;
+      if (castsAValue(base, cls)) {
+        this.findings.add('comparison-type', `this compares ${describeClass(base)} with ${describeClass(cls)}: DuckDB would cast a value from the data, which can fail on some rows; compare like with like`, other);
+        return;
+      }
+    }
   }
 
   /** Node classes refused wherever they appear; true when the node was one of them. */
@@ -163,6 +249,11 @@ class AdhocChecker {
       this.findings.add('function-not-allowed', `${name.toUpperCase()} is not in the scalarFunctions of ${refusing.map((r) => r.table.name).join(', ') || 'any table'}`, node);
       return false;
     }
+    const args = nodes(node.children);
+    for (const index of CONSTANT_ARGUMENTS[name] ?? []) {
+      const arg = args[index];
+      if (arg !== undefined && text(arg, 'class') !== 'CONSTANT') this.findings.add('constant-argument', `argument ${index + 1} of ${name.toUpperCase()} must be a constant`, arg);
+    }
     return true;
   }
 
@@ -218,8 +309,9 @@ class AdhocChecker {
     }
   }
 
-  private unresolved(node: AstNode, kind: 'unknown' | 'ambiguous' | 'malformed', name: string): void {
-    if (kind === 'ambiguous') this.findings.add('column-ambiguous', `${name} is in several tables of the query: qualify it`, node);
+  private unresolved(node: AstNode, kind: 'unknown' | 'ambiguous' | 'malformed' | 'row', name: string): void {
+    if (kind === 'row') this.findings.add('column-not-allowed', `${name} stands for whole rows (a table alias, or rowid): name a column`, node);
+    else if (kind === 'ambiguous') this.findings.add('column-ambiguous', `${name} is in several tables of the query: qualify it`, node);
     else if (kind === 'malformed') this.findings.add('unsupported-syntax', `${name}: nested field access is not supported`, node);
     else this.findings.add('column-unknown', `${name} is not a column of the query's tables`, node);
   }
@@ -228,8 +320,12 @@ class AdhocChecker {
     const arg = child(node, 'child');
     if (arg === undefined) return;
     const literal = text(arg, 'class') === 'CONSTANT';
-    if (node.try_cast !== true && !literal) {
-      this.findings.add('cast-not-allowed', 'CAST can fail on a value and so reveal it: use TRY_CAST', node);
+    // Casts that cannot fail: anything to text, numbers to floating point.
+    const target = castClass(node);
+    const id = (node.cast_type as { id?: string } | undefined)?.id ?? '';
+    const safe = target === 'text' || (['DOUBLE', 'FLOAT', 'REAL'].includes(id) && this.typeOf(arg) === 'number');
+    if (node.try_cast !== true && !literal && !safe) {
+      this.findings.add('cast-not-allowed', 'this CAST can fail on a value and so reveal it: use TRY_CAST', node);
       return;
     }
     inner(arg);
@@ -264,12 +360,14 @@ class AdhocChecker {
           const operand = child(node, side);
           if (operand !== undefined) this.dimension(operand, 'filter');
         }
+        this.comparable([child(node, 'left'), child(node, 'right')]);
         return;
       case 'BETWEEN':
         for (const part of ['input', 'lower', 'upper']) {
           const operand = child(node, part);
           if (operand !== undefined) this.dimension(operand, 'filter');
         }
+        this.comparable([child(node, 'input'), child(node, 'lower'), child(node, 'upper')]);
         return;
       case 'OPERATOR': {
         const [first, ...rest] = nodes(node.children);
@@ -282,6 +380,7 @@ class AdhocChecker {
           if (first !== undefined) this.dimension(first, 'filter');
           if (rest.length > MAX_IN_LIST) f.add('query-too-large', `an IN list has ${rest.length} items; at most ${MAX_IN_LIST}`, node);
           for (const item of rest) if (!this.refused(item) && text(item, 'class') !== 'CONSTANT') f.add('filter-not-allowed', 'IN lists hold constants only', item);
+          this.comparable([first, ...rest]);
           return;
         }
         f.add('filter-not-allowed', `${type} is not allowed in filters`, node);
@@ -373,13 +472,9 @@ class AdhocChecker {
         f.add('aggregate-argument', 'an aggregate of a constant is not allowed: aggregate a column', node);
         return;
       case 'CASE':
-        this.caseExpression(
-          node,
-          (w) => { this.filter(w); },
-          (t) => {
-            if (text(t, 'class') !== 'CONSTANT') this.aggregateArgument(t, fn);
-          },
-        );
+        // A conditional aggregate covers only the rows its CASE keeps, while the k constraint
+        // counts the whole group: it would aggregate over one person. Filter with WHERE instead.
+        f.add('aggregate-argument', 'CASE inside an aggregate is not allowed: it escapes the k constraint (filter with WHERE, or group by the dimension)', node);
         return;
       case 'CAST':
         this.cast(node, (inner) => { this.aggregateArgument(inner, fn); });
@@ -434,8 +529,13 @@ class AdhocChecker {
           const args = nodes(node.children);
           const rowLevel = args.some((a) => this.touchesRows(a));
           const unaryMinus = name === '-' && args.length === 1;
-          if (rowLevel || !(name === '/' || unaryMinus)) {
-            f.add('arithmetic-not-allowed', rowLevel ? `the operator ${name} on row values is not allowed: it can fail on a value and so reveal it` : `only division combines aggregates (${name} can overflow on a value)`, node);
+          // The select list and ORDER BY are computed only for groups that met the k constraints
+          // (they are applied in HAVING), so an overflow there is about a released aggregate.
+          // HAVING itself sees every group: only division, which never raises in DuckDB.
+          const released = where === 'select' || where === 'order';
+          const operator = name === '/' || unaryMinus || (released && ['+', '-', '*'].includes(name));
+          if (rowLevel || !operator) {
+            f.add('arithmetic-not-allowed', rowLevel ? `the operator ${name} on row values is not allowed: it can fail on a value and so reveal it` : `only division combines aggregates in HAVING or CASE conditions (${name} can overflow on a value)`, node);
             return;
           }
           for (const arg of args) this.output(arg, where);
@@ -463,16 +563,19 @@ class AdhocChecker {
           const operand = child(node, side);
           if (operand !== undefined) this.output(operand, where);
         }
+        this.comparable([child(node, 'left'), child(node, 'right')]);
         return;
       case 'BETWEEN':
         for (const part of ['input', 'lower', 'upper']) {
           const operand = child(node, part);
           if (operand !== undefined) this.output(operand, where);
         }
+        this.comparable([child(node, 'input'), child(node, 'lower'), child(node, 'upper')]);
         return;
       case 'OPERATOR':
         if (['OPERATOR_NOT', 'OPERATOR_IS_NULL', 'OPERATOR_IS_NOT_NULL', 'COMPARE_IN', 'COMPARE_NOT_IN'].includes(type)) {
           for (const c of nodes(node.children)) this.output(c, where);
+          if (type === 'COMPARE_IN' || type === 'COMPARE_NOT_IN') this.comparable(nodes(node.children));
           return;
         }
         f.add('unsupported-syntax', `${type} is not supported`, node);
@@ -500,8 +603,12 @@ class AdhocChecker {
       if (alias === '') continue;
       if (alias.toLowerCase().startsWith('malus_')) this.findings.add('reserved-name', `the alias ${alias} is reserved (malus_…)`, item);
       const shadowed = this.scope.tables.some((ref) => ref.table.columns.some((c) => sameName(c.name, alias)));
+      // A select alias named like a table, a table alias or rowid would let GROUP BY, HAVING or
+      // ORDER BY reach the whole row under that name: DuckDB binds those names before aliases.
+      const rowName = this.scope.tables.some((ref) => sameName(ref.alias, alias) || sameName(ref.table.name, alias)) || PSEUDO_COLUMNS.includes(alias.toLowerCase());
+      if (rowName) this.findings.add('alias-shadows-column', `the alias ${alias} is the name of a table (or rowid): choose another`, item);
       const selfNamed = text(item, 'class') === 'COLUMN_REF' && Array.isArray(item.column_names) && sameName(String(item.column_names.at(-1)), alias);
-      if (shadowed && !selfNamed) this.findings.add('alias-shadows-column', `the alias ${alias} is the name of a table column: choose another`, item);
+      if (shadowed && !selfNamed && !rowName) this.findings.add('alias-shadows-column', `the alias ${alias} is the name of a table column: choose another`, item);
       this.aliases.set(alias.toLowerCase(), item);
     }
   }
@@ -635,9 +742,23 @@ export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: Reado
   if (kind === 'list' && (groups.length > 0 || child(select, 'having') !== undefined)) {
     findings.add('rule-mismatch', 'list queries take no GROUP BY or HAVING: Malus groups the list itself', select);
   }
+  const position = (node: AstNode): number | undefined => {
+    const value = (node.value as { value?: unknown } | undefined)?.value;
+    return text(node, 'class') === 'CONSTANT' && typeof value === 'number' ? value : undefined;
+  };
+  const inRange = (node: AstNode, clause: string): void => {
+    const at = position(node);
+    if (at !== undefined && (!Number.isInteger(at) || at < 1 || at > items.length)) {
+      findings.add('positional-reference', `${clause} ${at} is not a position of the select list (1 to ${items.length})`, node);
+    }
+  };
   for (const group of groups) {
-    const positional = text(group, 'class') === 'CONSTANT' && typeof (group.value as { value?: unknown } | undefined)?.value === 'number';
-    if (!positional) checker.dimension(group, 'group');
+    if (position(group) === undefined) checker.dimension(group, 'group');
+    else {
+      inRange(group, 'GROUP BY');
+      const item = items[(position(group) ?? 0) - 1];
+      if (item !== undefined && checker.containsAggregate(item)) findings.add('positional-reference', `GROUP BY ${position(group) ?? ''} points at an aggregate`, group);
+    }
   }
   const having = child(select, 'having');
   if (having !== undefined) checker.output(having, 'having');
@@ -648,6 +769,7 @@ export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: Reado
         const expression = child(order, 'expression');
         if (expression === undefined) continue;
         const all = text(expression, 'class') === 'STAR' && expression.columns === true && isEmptyValue(expression.expr) && !('exclude_list' in expression && !isEmptyList(expression.exclude_list));
+        if (text(expression, 'class') === 'CONSTANT') inRange(expression, 'ORDER BY');
         if (all || text(expression, 'class') === 'CONSTANT') continue;
         checker.output(expression, 'order');
       }
@@ -680,4 +802,8 @@ export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: Reado
 
 function isEmptyList(value: unknown): boolean {
   return !Array.isArray(value) || value.length === 0;
+}
+
+function describeClass(cls: TypeClass): string {
+  return { text: 'text', number: 'a number', date: 'a date or time', bool: 'a boolean', literal: 'a string', null: 'NULL', mixed: 'values of mixed types', unknown: 'a value' }[cls];
 }

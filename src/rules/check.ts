@@ -48,7 +48,9 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
 
   const parsed = await parseSql(sql);
   if (!parsed.ok) {
-    if (parsed.kind === 'not-select') {
+    if (parsed.kind === 'literal') {
+      findings.add('literal-out-of-range', `${parsed.message}: use a smaller constant`, null);
+    } else if (parsed.kind === 'not-select') {
       const other = statementKeywords(sql).find((k) => k.word !== 'SELECT' && k.word !== 'WITH' && k.word !== 'FROM' && k.word !== 'VALUES');
       findings.add('statement-not-allowed', `${other === undefined ? 'this statement' : other.word} is not allowed: only a single SELECT runs`, other?.at ?? 0);
     } else {
@@ -77,7 +79,8 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
       findings.add('set-operation', 'a template\'s outermost query must be a SELECT (wrap a set operation in a CTE)', node);
       return denied(findings, queryHash, 'template', result.tables);
     }
-    const rewritten = await rewriteQuery({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: false, cteNames: result.cteNames });
+    const rewritten = await rewriteOrDeny({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: false, cteNames: result.cteNames }, findings);
+    if (rewritten === undefined) return denied(findings, queryHash, 'template', result.tables);
     return { allowed: true, violations: [], kind: 'template', tables: result.tables, rewritten, parameters, queryHash };
   }
 
@@ -97,8 +100,19 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
   const tables = result.scope.tables.map((ref) => ref.table.name).sort();
   privacyGate(agreement, tables, undefined, findings);
   if (!findings.empty) return denied(findings, queryHash, result.kind, tables);
-  const rewritten = await rewriteQuery({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: result.kind === 'list' });
+  const rewritten = await rewriteOrDeny({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: result.kind === 'list' }, findings);
+  if (rewritten === undefined) return denied(findings, queryHash, result.kind, tables);
   return { allowed: true, violations: [], kind: result.kind, tables, rewritten, parameters: [], queryHash };
+}
+
+/** The rewrite, or a violation when DuckDB cannot print the tree back (never an exception). */
+async function rewriteOrDeny(input: Parameters<typeof rewriteQuery>[0], findings: Findings): Promise<string | undefined> {
+  try {
+    return await rewriteQuery(input);
+  } catch {
+    findings.add('unsupported-syntax', 'the query uses syntax the rewrite cannot reproduce exactly', null);
+    return undefined;
+  }
 }
 
 /** Differential privacy is applied by a later stage of the pipeline; until it runs, a query that requires it is refused. */

@@ -93,3 +93,33 @@ export const ARITHMETIC = new Set(['+', '-', '*', '/', '//', '%', '**', '^']);
 export const LIKE_OPERATORS = new Set(['~~', '!~~', '~~*', '!~~*']);
 
 export const functionName = (node: AstNode): string => text(node, 'function_name').toLowerCase();
+
+/**
+ * Arguments (by position) that must be constants: a value from the data in them (a date part
+ * specifier, a format) makes the function raise an error on some rows and not on others.
+ */
+export const CONSTANT_ARGUMENTS: Readonly<Record<string, readonly number[]>> = {
+  date_trunc: [0],
+  datetrunc: [0],
+  date_part: [0],
+  datepart: [0],
+  date_diff: [0],
+  datediff: [0],
+  date_sub: [0],
+  datesub: [0],
+  time_bucket: [0],
+  strftime: [1],
+  strptime: [1],
+  trunc: [1],
+  round: [1],
+  left: [1],
+  right: [1],
+  substring: [1, 2],
+  substr: [1, 2],
+  lpad: [1, 2],
+  rpad: [1, 2],
+  repeat: [1],
+  regexp_matches: [1],
+  regexp_replace: [1, 2],
+  regexp_extract: [1, 2],
+};

@@ -9,7 +9,34 @@ export type AstNode = { [key: string]: unknown };
 
 export type Parsed =
   | { readonly ok: true; readonly statements: readonly AstNode[] }
-  | { readonly ok: false; readonly kind: 'syntax' | 'not-select' | 'other'; readonly message: string; readonly position: number | null };
+  | { readonly ok: false; readonly kind: 'syntax' | 'not-select' | 'literal' | 'other'; readonly message: string; readonly position: number | null };
+
+/**
+ * The first number in the JSON text (outside strings) that a JavaScript number cannot hold
+ * exactly, other than the "no location" marker: such a literal would change on the way through
+ * the checker, so the SQL that ran would not be the SQL that was checked.
+ */
+function unsafeNumber(json: string): string | undefined {
+  let i = 0;
+  while (i < json.length) {
+    const c = json[i] as string;
+    if (c === '"') {
+      i++;
+      while (i < json.length && json[i] !== '"') i += json[i] === '\\' ? 2 : 1;
+      i++;
+      continue;
+    }
+    if (c === '-' || (c >= '0' && c <= '9')) {
+      const match = /^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?/.exec(json.slice(i, i + 400));
+      const token = match?.[0] ?? c;
+      if (token !== '18446744073709551615' && /^-?\d+$/.test(token) && !Number.isSafeInteger(Number(token))) return token;
+      i += token.length;
+      continue;
+    }
+    i++;
+  }
+  return undefined;
+}
 
 let shared: Promise<DuckDBConnection> | undefined;
 
@@ -97,6 +124,8 @@ export async function parseSql(sql: string): Promise<Parsed> {
     return { ok: false, kind: 'other', message, position };
   }
   const statements = Array.isArray(result.statements) ? (result.statements as AstNode[]) : [];
+  const unsafe = unsafeNumber(text);
+  if (unsafe !== undefined) return { ok: false, kind: 'literal', message: `the number ${unsafe} is beyond what the checker represents exactly`, position: null };
   return { ok: true, statements };
 }
 

@@ -83,6 +83,20 @@ export async function rewriteQuery(input: RewriteInput): Promise<string> {
     select.group_expressions = items.map((item) => ({ ...clone(item), alias: '' }));
     select.group_sets = [items.map((_, i) => i)];
   }
+  // The k constraints go into HAVING, so that groups under k never reach the select list, ORDER BY
+  // or LIMIT (nothing computed there can tell anything about them); the release column repeats
+  // them for the enclave, which drops any row where it is not true.
+  if (input.constraints.length > 0) {
+    const gate = releaseExpression(model, input.constraints);
+    const having = isNode(select.having) ? (select.having) : undefined;
+    if (having === undefined) {
+      select.having = gate;
+    } else {
+      const both = clone(model.and);
+      both.children = [gate, having];
+      select.having = both;
+    }
+  }
   const release = releaseExpression(model, input.constraints);
   release.alias = RELEASE_COLUMN;
   select.select_list = [...items, release];

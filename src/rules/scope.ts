@@ -29,7 +29,7 @@ export interface Scope {
 
 const BASE_TABLE_KEYS = ['type', 'alias', 'table_name', 'schema_name', 'catalog_name', 'sample', 'column_name_alias', 'at_clause'];
 const JOIN_KEYS = ['type', 'alias', 'left', 'right', 'condition', 'join_type', 'ref_type', 'using_columns', 'duplicate_eliminated_columns', 'delim_flipped', 'sample', 'is_lateral'];
-const ALLOWED_JOIN_TYPES = ['INNER', 'LEFT', 'RIGHT', 'OUTER'];
+const ALLOWED_JOIN_TYPES = ['INNER', 'LEFT', 'RIGHT', 'OUTER', 'FULL'];
 
 export const sameName = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
 
@@ -127,7 +127,12 @@ export type ColumnResolution =
   | { readonly kind: 'column'; readonly ref: TableRef; readonly column: string }
   | { readonly kind: 'unknown'; readonly name: string }
   | { readonly kind: 'ambiguous'; readonly name: string }
-  | { readonly kind: 'malformed'; readonly name: string };
+  | { readonly kind: 'malformed'; readonly name: string }
+  /** A bare table alias (or rowid): in DuckDB it is the whole row, as a struct (or its position). */
+  | { readonly kind: 'row'; readonly name: string };
+
+/** Names DuckDB resolves to something other than a declared column. */
+export const PSEUDO_COLUMNS = ['rowid'];
 
 /** Resolves a COLUMN_REF against the query's tables the way DuckDB's binder does for base tables. */
 export function resolveColumn(node: AstNode, scope: Scope): ColumnResolution {
@@ -136,6 +141,9 @@ export function resolveColumn(node: AstNode, scope: Scope): ColumnResolution {
   if (names.length === 1) {
     const [column] = names as [string];
     const owners = scope.tables.filter((ref) => ref.table.columns.some((c) => sameName(c.name, column)));
+    if (owners.length === 0 && (scope.tables.some((ref) => sameName(ref.alias, column) || sameName(ref.table.name, column)) || PSEUDO_COLUMNS.includes(column.toLowerCase()))) {
+      return { kind: 'row', name };
+    }
     if (owners.length === 0) return { kind: 'unknown', name };
     if (owners.length > 1) return { kind: 'ambiguous', name };
     const ref = owners[0] as TableRef;

@@ -113,7 +113,7 @@ export async function jobReceiptFixture(): Promise<Fixture> {
     output: {
       query: { hash: `sha256:${'11'.repeat(32)}`, rewritten: `sha256:${'22'.repeat(32)}` },
       inputs: [{ dataset: 'impressions-1', table: 'impressions', ciphertext: `sha256:${'33'.repeat(32)}`, rows: 1000, keyCommitment: `sha256:${'44'.repeat(32)}` }],
-      result: { sha256: `sha256:${'55'.repeat(32)}`, ciphertext: `sha256:${'66'.repeat(32)}`, rows: 3, columns: ['campaign_id', 'reach'], suppressed: 1, receivers: [parties.advertiser.id] },
+      result: { sha256: `sha256:${'55'.repeat(32)}`, ciphertext: `sha256:${'66'.repeat(32)}`, rows: 3, columns: ['campaign_id', 'reach'], receivers: [parties.advertiser.id] },
     },
     enclave: { platform: 'sim', measurement: MEASUREMENT, signingKey: identity.id, evidence: [`sha256:${'77'.repeat(32)}`] },
     notice: SIMULATED_NOTICE,

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { agreementHash, exampleAgreement, signAgreement, type Agreement, type AgreementSignature } from '../../src/agreement/index.js';
 import { createSimAttester, createSimCa, simPlatformAttester } from '../../src/attestation/index.js';
 import { fromHex, hpkeSeal, toBase64Url } from '../../src/crypto/index.js';
@@ -31,15 +31,28 @@ import { MalusError } from '../../src/errors/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
 import { RELEASE_INFO, releaseAad } from '../../src/keyrelease/index.js';
 import { RELEASE_COLUMN, type BoundParameter, type CheckedQuery, type QueryRequest } from '../../src/rules/index.js';
+import type * as Rules from '../../src/rules/index.js';
 import { identities, makeKeys } from '../agreement/helpers.js';
 import type { PreparedDataset } from '../ingest/make-dataset.js';
 import { conversionsSql, datasetOf, impressionsSql, piecesOf } from './query-fixtures.js';
 
 // A query job inside the enclave, on real encrypted datasets and a real DuckDB: its own checks of
-// the job, the locked sandbox, suppression of the rows the output constraints withhold, the result
+// the job, the locked sandbox, failing closed on a row the output constraints withhold, the result
 // sealed to the receivers, and the statement that binds it all. The control plane is an in-process
 // stand-in (it queues jobs, seals the data keys to the enclave as the key release does, serves the
 // datasets and records how jobs finish), since what is tested is the enclave side.
+
+// The real checkQuery, whose rewrite one test replaces after the check: a rewrite that disagrees
+// with the engine, to see the whole job fail closed.
+const rewrite = vi.hoisted(() => ({ override: undefined as string | undefined }));
+vi.mock('../../src/rules/index.js', async (importOriginal) => {
+  const rules = await importOriginal<typeof Rules>();
+  const checkQuery: typeof rules.checkQuery = async (...args) => {
+    const checked = await rules.checkQuery(...args);
+    return rewrite.override === undefined ? checked : { ...checked, rewritten: rewrite.override };
+  };
+  return { ...rules, checkQuery };
+});
 
 const DAY_MS = 86_400_000;
 const MEASUREMENT = 'e5'.repeat(48);
@@ -68,7 +81,7 @@ async function failure(promise: Promise<unknown>): Promise<MalusError> {
 
 const sha256Ref = (bytes: Uint8Array | string): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-/** The rewrite checkQuery makes of the example template, by hand: the release column holds every k constraint. */
+/** The rewrite checkQuery makes of the example template, by hand: HAVING applies every k constraint, and the release column checks them again. */
 const REWRITTEN = `SELECT i.campaign_id,
        COUNT(DISTINCT i.email_hash) AS viewers,
        COUNT(DISTINCT c.email_hash) AS buyers,
@@ -78,7 +91,10 @@ FROM malus_data."impressions" i LEFT JOIN malus_data."conversions" c
   ON i.email_hash = c.email_hash AND i.campaign_id = c.campaign_id
 WHERE i.shown_at >= $since
 GROUP BY i.campaign_id
+HAVING COUNT(DISTINCT i.email_hash) >= 50 AND COUNT(DISTINCT c.email_hash) >= 50
 ORDER BY i.campaign_id`;
+/** The same without its HAVING: a rewrite that disagrees with the engine, letting rows under k reach the enclave. */
+const UNFILTERED = REWRITTEN.replace(/\nHAVING [^\n]*/, '');
 const SINCE: BoundParameter[] = [{ name: 'since', type: 'DATE', value: '2026-11-01' }];
 
 const handPlan = (changes: Partial<CheckedQuery> = {}, bindings?: QueryPlan['bindings']): QueryPlan => ({
@@ -205,7 +221,7 @@ describe('query jobs in the enclave', () => {
       sandbox.close();
     });
 
-    it('locks the sandbox, releases only the rows every constraint lets out, counts the others, and encodes the payload', async () => {
+    it('locks the sandbox, releases the rows the rewrite keeps, and encodes the payload, with no count of the others', async () => {
       const result = await runGovernedSql(sandbox, { sql: REWRITTEN, parameters: SINCE });
       expect(sandbox.locked).toBe(true);
       expect(result.columns).toEqual([
@@ -216,11 +232,19 @@ describe('query jobs in the enclave', () => {
       ]);
       // cmp-1 has 10 viewers and no buyers: withheld.
       expect(result.rows).toEqual([['cmp-0', '60', '55', '687.50']]);
-      expect(result.suppressed).toBe(1);
+      expect(Object.keys(result).sort()).toEqual(['columns', 'payload', 'rows']);
       expect(parseResultRows(result.payload)).toEqual({ format: 'malus.result-rows/v1', columns: result.columns, rows: result.rows });
       // A later date leaves cmp-0 with its 7-in-9 days: 46 viewers, under 50, so nothing is released.
       const later = await runGovernedSql(sandbox, { sql: REWRITTEN, parameters: [{ name: 'since', type: 'DATE', value: '2026-11-03' }] });
-      expect(later).toMatchObject({ rows: [], suppressed: 2 });
+      expect(later.rows).toEqual([]);
+    });
+
+    it('fails closed when a row reaches it with the release column not true (query-failed), and says no count', async () => {
+      for (const parameters of [SINCE, [{ name: 'since', type: 'DATE', value: '2026-11-03' } as const]]) {
+        const error = await failure(runGovernedSql(sandbox, { sql: UNFILTERED, parameters }));
+        expect(error.code).toBe('query-failed');
+        expect(`${error.message} ${error.describe()} ${JSON.stringify(error)}`).not.toMatch(/\d|suppress|cmp-/);
+      }
     });
 
     it('refuses SQL without the release column as its last column, and keeps the caps (query-failed, result-too-large)', async () => {
@@ -254,11 +278,11 @@ describe('query jobs in the enclave', () => {
           ciphertext: sha256Ref(sealedCiphertext(sealed)),
           rows: 1,
           columns: ['campaign_id', 'viewers', 'buyers', 'revenue'],
-          suppressed: 1,
           receivers: [keys.advertiser.identity.id],
         },
       };
       expect(output).toEqual(expected);
+      expect(JSON.stringify(output)).not.toMatch(/suppress|withheld/);
       for (const other of [keys.publisher, keys.operator]) {
         const refused = await failure(openResult({ jobId: context.jobId, sealed, party: other.identity.id, secretKey: other.encryptionSecret }));
         expect(refused.code).toBe('decryption-failed');
@@ -302,6 +326,13 @@ describe('query jobs in the enclave', () => {
       } finally {
         served.delete('impressions-1');
       }
+    });
+
+    it('seals nothing when the rewrite lets a row under k reach it (query-failed, no count)', async () => {
+      const error = await failure(runQuery(runContext(), handPlan({ rewritten: UNFILTERED }), bothKeys()));
+      expect(error.code).toBe('query-failed');
+      // Two campaigns, one under k: neither the error nor anything it carries counts what was withheld.
+      expect(`${error.message} ${error.describe()} ${JSON.stringify(error)}`).not.toMatch(/\d|suppress|cmp-/);
     });
 
     it('lets no DuckDB message out (query-failed), and seals to no one without a key', async () => {
@@ -385,15 +416,34 @@ describe('query jobs in the enclave', () => {
         ciphertext: sha256Ref(sealedCiphertext(sealed)),
         rows: 1,
         columns: rows.columns.map((c) => c.name),
-        suppressed: 1,
         receivers: [keys.advertiser.identity.id],
       });
+      expect(JSON.stringify(statement)).not.toMatch(/suppress|withheld/);
       expect(output.inputs.map((i) => [i.dataset, i.table, i.rows])).toEqual([['impressions-1', 'impressions', 100]]);
       expect(output.query.template).toBeUndefined();
       // The statement is over this very result: another job's id does not open it.
       expect((await failure(openResult({ jobId: queryJob(undefined, {}).id, sealed, party: keys.advertiser.identity.id, secretKey: keys.advertiser.encryptionSecret }))).code).toBe(
         'decryption-failed',
       );
+    });
+
+    it('fails the job closed when a row under k reaches the enclave: query-failed, nothing sealed, no count in the error or the log', async () => {
+      const job = queryJob({ sql: ADHOC }, { impressions: 'impressions-1' });
+      const logged: unknown[] = [];
+      // What a rewrite without its HAVING would run: cmp-1 (10 viewers) reaches the enclave.
+      rewrite.override = `SELECT campaign_id, COUNT(DISTINCT email_hash) AS viewers, COUNT(DISTINCT email_hash) >= 50 AS ${RELEASE_COLUMN}
+        FROM malus_data."impressions" GROUP BY campaign_id ORDER BY campaign_id`;
+      try {
+        queue.push(job);
+        expect(await pollOnce({ ...ctx, log: (...entry) => logged.push(entry) })).toBe(true);
+      } finally {
+        rewrite.override = undefined;
+      }
+      const outcome = finished.get(job.id);
+      // No statement, no sealed rows: only the error, and one fixed message without a number.
+      expect(outcome).toEqual({ error: expect.stringMatching(/^query-failed: /) as string });
+      expect(JSON.stringify(outcome)).not.toMatch(/\d|suppress|cmp-/);
+      expect(logged).toEqual([['warn', 'job failed', { job: job.id, reason: (outcome as { error: string }).error }]]);
     });
 
     it('runs the approved template with its parameters, and records them as submitted', async () => {
@@ -405,7 +455,8 @@ describe('query jobs in the enclave', () => {
       if (result.sealed === undefined) throw new Error('no sealed result');
       const payload = await openResult({ jobId: result.statement.job, sealed: result.sealed, party: keys.advertiser.identity.id, secretKey: keys.advertiser.encryptionSecret });
       expect(parseResultRows(payload).rows).toEqual([['cmp-0', '60', '55', '687.50']]);
-      expect(output.result).toMatchObject({ rows: 1, suppressed: 1, columns: ['campaign_id', 'viewers', 'buyers', 'revenue'] });
+      expect(output.result).toMatchObject({ rows: 1, columns: ['campaign_id', 'viewers', 'buyers', 'revenue'] });
+      expect(output.result).not.toHaveProperty('suppressed');
     });
 
     /** Puts a job through the stand-in's claim, so that its release knows it. */

@@ -108,24 +108,41 @@ describe('openSandbox', () => {
       ['cmp-0', '60', '60'],
       ['cmp-1', '40', '10'],
     ]);
-    expect(run.suppressed).toBe(0);
+    expect(run).not.toHaveProperty('suppressed');
     const main = await sandbox.run(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema <> 'malus_data'`, []);
     expect(main.rows).toEqual([['0']]);
   });
 
-  it('drops and counts the rows the release column withholds, and drops the column', async () => {
+  it('drops the release column when it is true on every row, as the HAVING of the rewrite makes it', async () => {
     const run = await sandbox.run(
       `SELECT campaign_id, count(DISTINCT email_hash) AS people, count(DISTINCT email_hash) >= 50 AS malus_released
-       FROM malus_data."impressions" GROUP BY campaign_id ORDER BY campaign_id`,
+       FROM malus_data."impressions" GROUP BY campaign_id HAVING count(DISTINCT email_hash) >= 50 ORDER BY campaign_id`,
       [],
       { releaseColumn: 'malus_released' },
     );
     expect(run.columns.map((c) => c.name)).toEqual(['campaign_id', 'people']);
     expect(run.rows).toEqual([['cmp-0', '60']]);
-    expect(run.suppressed).toBe(1);
-    // A NULL release value withholds the row too: only true releases.
-    const nulls = await sandbox.run(`SELECT 1 AS x, CAST(NULL AS BOOLEAN) AS malus_released UNION ALL SELECT 2, true`, [], { releaseColumn: 'malus_released' });
-    expect(nulls).toMatchObject({ rows: [[2]], suppressed: 1 });
+    expect(Object.keys(run).sort()).toEqual(['bytes', 'columns', 'rows']);
+  });
+
+  it('fails closed on any row the release column withholds (query-failed), with one message and no count', async () => {
+    const withheld = [
+      // cmp-1 (10 people) reaches the enclave: the rewrite and the engine disagree.
+      `SELECT campaign_id, count(DISTINCT email_hash) >= 50 AS malus_released FROM malus_data."impressions" GROUP BY campaign_id ORDER BY campaign_id`,
+      // NULL withholds too: only true releases.
+      `SELECT 2 AS x, true AS malus_released UNION ALL SELECT 1, CAST(NULL AS BOOLEAN)`,
+      // However many there are.
+      'SELECT range AS n, range < 10 AS malus_released FROM range(100000)',
+      'SELECT range AS n, range = 0 AS malus_released FROM range(2)',
+    ];
+    const messages = new Set<string>();
+    for (const sql of withheld) {
+      const error = await failure(sandbox.run(sql, [], { releaseColumn: 'malus_released' }));
+      expect(error.code, sql).toBe('query-failed');
+      expect(`${error.message} ${JSON.stringify(error)}`, sql).not.toMatch(/\d|cmp-/);
+      messages.add(error.message);
+    }
+    expect(messages.size).toBe(1);
   });
 
   it('refuses a query whose last column is not the BOOLEAN release column (query-failed)', async () => {
@@ -228,16 +245,11 @@ describe('openSandbox', () => {
     expect((await sandbox.run('SELECT 42 AS n', [], { timeoutMs: 5000 })).rows).toEqual([[42]]);
   });
 
-  it('stops at the row and byte caps (result-too-large); withheld rows count toward neither', async () => {
+  it('stops at the row and byte caps (result-too-large)', async () => {
     expect((await failure(sandbox.run('SELECT range AS n FROM range(100000)', [], { maxRows: 1000 }))).code).toBe('result-too-large');
     expect((await failure(sandbox.run(`SELECT repeat('x', 1000) AS s FROM range(100)`, [], { maxBytes: 10_000 }))).code).toBe('result-too-large');
-    const withheld = await sandbox.run('SELECT range AS n, range < 10 AS malus_released FROM range(100000)', [], {
-      maxRows: 10,
-      maxBytes: 1000,
-      releaseColumn: 'malus_released',
-    });
-    expect(withheld.rows).toHaveLength(10);
-    expect(withheld.suppressed).toBe(99_990);
+    const released = await sandbox.run('SELECT range AS n, true AS malus_released FROM range(10)', [], { maxRows: 10, maxBytes: 1000, releaseColumn: 'malus_released' });
+    expect(released.rows).toHaveLength(10);
     expect((await sandbox.run(`SELECT repeat('x', 1000) AS s FROM range(9)`, [], { maxBytes: 10_000 })).rows).toHaveLength(9);
   });
 

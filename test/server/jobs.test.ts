@@ -151,7 +151,7 @@ function sealedResult(receivers: string[], bytes = 64) {
     ciphertext: toBase64Url(ciphertext),
     recipients: receivers.map((party) => ({ party, enc: toBase64Url(randomBytes(32)), key: toBase64Url(randomBytes(48)) })),
   };
-  const result = { sha256: sha256Ref(randomBytes(8)), ciphertext: sha256Ref(ciphertext), rows: 2, columns: ['campaign_id', 'viewers'], suppressed: 0, receivers };
+  const result = { sha256: sha256Ref(randomBytes(8)), ciphertext: sha256Ref(ciphertext), rows: 2, columns: ['campaign_id', 'viewers'], receivers };
   return { sealed, result };
 }
 

@@ -16,8 +16,11 @@ export function checkJobId(id: string): string {
 
 interface QueryOutputView {
   query?: { hash?: string; template?: string };
-  result?: { rows?: number; suppressed?: number; sha256?: string; receivers?: string[] };
+  result?: { rows?: number; sha256?: string; receivers?: string[] };
 }
+
+/** Said once wherever a result's rows are counted: the enclave never says how many it withheld. */
+export const WITHHELD_NOTE = 'groups under the k constraints are withheld in the enclave; how many is not revealed';
 
 /** The lines `job show` prints; `query run` prints the same. */
 export function describeJob(job: JobView): string {
@@ -30,7 +33,8 @@ export function describeJob(job: JobView): string {
     const output = statement.output as QueryOutputView;
     if (output.query?.template !== undefined) lines.push(`  template: ${output.query.template}`);
     if (output.result !== undefined) {
-      lines.push(`  result: ${output.result.rows ?? 0} rows released, ${output.result.suppressed ?? 0} suppressed, sealed to ${(output.result.receivers ?? []).join(', ')}`);
+      lines.push(`  result: ${output.result.rows ?? 0} rows released, sealed to ${(output.result.receivers ?? []).join(', ')}`);
+      lines.push(`  (${WITHHELD_NOTE})`);
       if (output.result.sha256 !== undefined) lines.push(`  result hash: ${output.result.sha256}`);
     }
     if (statement.notice !== undefined) lines.push(`  ${statement.notice}`);

@@ -4,7 +4,7 @@ import type { ResultRows } from '../../engine/index.js';
 import { printJson, writeOrPrint, type CliIo } from '../io.js';
 import { clientFor, collect, simRootFingerprints, withServerOptions, type CollabServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
-import { checkJobId } from './job.js';
+import { WITHHELD_NOTE, checkJobId } from './job.js';
 
 // `malus result open`: a receiver verifies a query result's receipt, then decrypts its rows.
 
@@ -32,16 +32,17 @@ export function resultTable(result: ResultRows, maxRows = 20): string {
   return `${[line(header), line(widths.map((w) => '-'.repeat(w))), ...shown.map(line), ...(rest > 0 ? [`… ${rest} more rows`] : [])].join('\n')}\n`;
 }
 
-/** What was checked before the rows were shown, one line each. */
-export function describeVerified(opened: OpenedResult): string {
+/** What was checked before the rows were shown, one line each; `note: false` when describeJob already said WITHHELD_NOTE. */
+export function describeVerified(opened: OpenedResult, { note = true }: { note?: boolean } = {}): string {
   const { verdict, trusted } = opened;
   const lines = [
     `receipt verified: entry ${verdict.index} in checkpoint ${verdict.checkpoint.origin} size ${verdict.checkpoint.size}${trusted.logKeyFromServer ? ' (log key from the server: pin it with --log-key)' : ''}`,
     `  statement signed by enclave ${verdict.statement.enclave.signingKey}, the key its evidence binds`,
     `  evidence: ${verdict.evidence.platform} measurement ${verdict.evidence.measurement}${trusted.simRootsFromServer && verdict.simulated ? ' (sim root from the server: pin it with --sim-root)' : ''}`,
     `  agreement ${verdict.agreement.hash} (${verdict.agreement.source === 'given' ? 'the file you gave' : 'embedded in the receipt'}) allows that enclave`,
-    `  result ${opened.rows.rows.length} rows, ${opened.suppressed} suppressed under the k constraints; hash matches the signed statement`,
+    `  result ${opened.rows.rows.length} rows; hash matches the signed statement`,
   ];
+  if (note) lines.push(`  (${WITHHELD_NOTE})`);
   if (verdict.simulated) lines.push('  !!! SIMULATED TEE: NOT CONFIDENTIAL !!!');
   return `${lines.join('\n')}\n`;
 }
@@ -60,8 +61,11 @@ export function withOpenOptions(command: Command): Command {
     .option('--agreement <file>', 'check against this agreement (default: the one the receipt embeds, checked against the signed hash)');
 }
 
-/** Opens and prints (or writes) a result, with what was verified on standard error. */
-export async function openAndShow(io: CliIo, id: string, options: OpenOptions): Promise<void> {
+/**
+ * Opens and prints (or writes) a result, with what was verified on standard error. WITHHELD_NOTE
+ * only with `note` (result open): `query run` has printed describeJob, which says it, just before.
+ */
+export async function openAndShow(io: CliIo, id: string, options: OpenOptions, { note = false }: { note?: boolean } = {}): Promise<void> {
   const simRoots = simRootFingerprints(options.simRoot);
   const opened = await openJobResult(clientFor(io, options), options.collab, checkJobId(id), {
     ...(options.logKey === undefined ? {} : { logKey: options.logKey }),
@@ -69,10 +73,10 @@ export async function openAndShow(io: CliIo, id: string, options: OpenOptions): 
     ...(options.agreement === undefined ? {} : { agreement: readAgreementFile(options.agreement) }),
   });
   if (options.json === true) {
-    printJson(io, { columns: opened.rows.columns, rows: opened.rows.rows, suppressed: opened.suppressed, verdict: opened.verdict });
+    printJson(io, { columns: opened.rows.columns, rows: opened.rows.rows, verdict: opened.verdict });
     return;
   }
-  io.err(describeVerified(opened));
+  io.err(describeVerified(opened, { note }));
   if (options.out === undefined) io.out(resultTable(opened.rows, Number.POSITIVE_INFINITY));
   else writeOrPrint(io, options.out, resultCsv(opened.rows), 'result');
 }
@@ -88,5 +92,5 @@ export function registerResult(program: Command, io: CliIo): void {
         .option('--out <file>', 'write the rows as CSV here (never overwritten) instead of printing a table'),
     ),
     { collab: true },
-  ).action((id: string, options: OpenOptions) => openAndShow(io, id, options));
+  ).action((id: string, options: OpenOptions) => openAndShow(io, id, options, { note: true }));
 }
