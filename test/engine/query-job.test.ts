@@ -35,6 +35,7 @@ import type * as Rules from '../../src/rules/index.js';
 import { identities, makeKeys } from '../agreement/helpers.js';
 import type { PreparedDataset } from '../ingest/make-dataset.js';
 import { conversionsSql, datasetOf, impressionsSql, piecesOf } from './query-fixtures.js';
+import { failure } from './failure.js';
 
 // A query job inside the enclave, on real encrypted datasets and a real DuckDB: its own checks of
 // the job, the locked sandbox, failing closed on a row the output constraints withhold, the result
@@ -69,15 +70,6 @@ const tableOf = (name: string) => {
   if (table === undefined) throw new Error(`no table ${name}`);
   return table;
 };
-
-async function failure(promise: Promise<unknown>): Promise<MalusError> {
-  const outcome = await promise.then(
-    () => new Error('expected a failure'),
-    (error: unknown) => error,
-  );
-  if (!(outcome instanceof MalusError)) throw outcome;
-  return outcome;
-}
 
 const sha256Ref = (bytes: Uint8Array | string): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 

@@ -11,20 +11,11 @@ import {
   sealedCiphertext,
   type SealedResult,
 } from '../../src/engine/index.js';
-import { MalusError } from '../../src/errors/index.js';
 import { openIngestDb, type IngestDb } from '../../src/ingest/index.js';
+import { failure } from './failure.js';
 
 // A query result as it leaves the enclave: canonical JSON rows, AES-256-GCM under a fresh key, the
 // key sealed with HPKE to each receiver; only a receiver opens it, for that job, unaltered.
-
-async function failure(promise: Promise<unknown>): Promise<MalusError> {
-  const outcome = await promise.then(
-    () => new Error('expected a failure'),
-    (error: unknown) => error,
-  );
-  if (!(outcome instanceof MalusError)) throw outcome;
-  return outcome;
-}
 
 describe('resultValue', () => {
   let db: IngestDb;

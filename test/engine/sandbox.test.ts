@@ -4,23 +4,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agreement } from '../../src/agreement/index.js';
 import { lockConnection, openSandbox, type Sandbox } from '../../src/engine/index.js';
-import { MalusError } from '../../src/errors/index.js';
 import { openIngestDb, type IngestDb } from '../../src/ingest/index.js';
 import type { BoundParameter } from '../../src/rules/index.js';
 import { makeAgreement, makeKeys, type ExampleKeys } from '../agreement/helpers.js';
 import { datasetOf, impressionsSql, parquetOf, piecesOf } from './query-fixtures.js';
+import { failure } from './failure.js';
 
 // The sandbox a governed query runs in: datasets decrypted into malus_data, then locked; one
 // SELECT with bound parameters; a timeout, row and byte caps; DuckDB's messages never let out.
-
-async function failure(promise: Promise<unknown>): Promise<MalusError> {
-  const outcome = await promise.then(
-    () => new Error('expected a failure'),
-    (error: unknown) => error,
-  );
-  if (!(outcome instanceof MalusError)) throw outcome;
-  return outcome;
-}
 
 describe('lockConnection', () => {
   let db: IngestDb;
