@@ -19,6 +19,8 @@ export interface Constraint {
 
 export interface AdhocResult {
   readonly kind: AdhocKind | null;
+  /** Groups of values DuckDB brings to one type, for the exact type check. */
+  readonly comparisons: readonly (readonly AstNode[])[];
   readonly scope: Scope;
   /** The k constraints the rewrite adds: one per constraint of each table read. */
   readonly constraints: readonly Constraint[];
@@ -158,8 +160,12 @@ class AdhocChecker {
   }
 
   /** Refuses a comparison that would make DuckDB cast a value from the data. */
+  /** Groups of values DuckDB brings to one type (comparison operands, CASE results): their exact types are checked after the walk. */
+  readonly comparisons: AstNode[][] = [];
+
   private comparable(operands: readonly (AstNode | undefined)[]): void {
     const present = operands.filter((o): o is AstNode => o !== undefined);
+    if (present.length > 1) this.comparisons.push(present);
     const [first, ...rest] = present;
     if (first === undefined) return;
     const classes = present.map((o) => this.typeOf(o));
@@ -332,6 +338,8 @@ class AdhocChecker {
   }
 
   private caseExpression(node: AstNode, when: (n: AstNode) => void, then: (n: AstNode) => void): void {
+    const results = [...nodes(node.case_checks).map((c) => child(c, 'then_expr')), child(node, 'else_expr')].filter((n): n is AstNode => n !== undefined);
+    if (results.length > 1) this.comparisons.push(results);
     for (const check of nodes(node.case_checks)) {
       const w = child(check, 'when_expr');
       const t = child(check, 'then_expr');
@@ -508,7 +516,13 @@ class AdhocChecker {
         return;
       case 'COLUMN_REF': {
         const resolved = resolveColumn(node, this.scope);
-        if (resolved.kind === 'unknown' && this.aliases.has(resolved.name.toLowerCase()) && where !== 'select') return;
+        if (resolved.kind === 'unknown' && this.aliases.has(resolved.name.toLowerCase())) {
+          // ORDER BY runs after the k constraints; HAVING and CASE conditions see every group, and
+          // an alias there would bring its select-list expression (arithmetic, say) along.
+          if (where === 'order') return;
+          this.findings.add('alias-reference', `${resolved.name} is a select alias; in ${where === 'having' ? 'HAVING' : 'a condition'} repeat its expression instead`, node);
+          return;
+        }
         if (where === 'having' && resolved.kind === 'column') {
           const roles = this.rolesOf(resolved.ref);
           if (!roles.dimensions.has(resolved.column.toLowerCase())) {
@@ -797,7 +811,7 @@ export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: Reado
       for (const c of list) constraints.push({ alias: ref.alias, column: c.columnName, minimum: c.minimum });
     }
   }
-  return { kind, scope, constraints };
+  return { kind, scope, constraints, comparisons: checker.comparisons };
 }
 
 function isEmptyList(value: unknown): boolean {

@@ -7,6 +7,7 @@ import { bindParameters } from './parameters.js';
 import { functionCatalog, parseSql, type AstNode } from './parser.js';
 import { rewriteQuery } from './rewrite.js';
 import { checkTemplate } from './template.js';
+import { checkComparisonTypes } from './types-check.js';
 import type { BoundParameter, CheckedQuery, QueryRequest } from './types.js';
 
 // The pipeline of a query check (docs/queries.md): who asks, the text's bounds, DuckDB's parse,
@@ -98,6 +99,8 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
   }
   const result = checkAdhoc(node, agreement, catalog, findings);
   const tables = result.scope.tables.map((ref) => ref.table.name).sort();
+  // Exact types need a query DuckDB can bind: only once the walk found nothing else.
+  if (findings.empty) await checkComparisonTypes(statement, node, agreement.tables, result.comparisons, catalog, findings);
   privacyGate(agreement, tables, undefined, findings);
   if (!findings.empty) return denied(findings, queryHash, result.kind, tables);
   const rewritten = await rewriteOrDeny({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: result.kind === 'list' }, findings);

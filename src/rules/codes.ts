@@ -31,7 +31,7 @@ export const VIOLATION_CODES = {
   'filter-not-allowed': 'a filter (WHERE, CASE condition) uses a column that is not a dimension column, or an operator that is not allowed',
   'having-not-allowed': 'HAVING uses something other than allowed aggregates and dimension columns',
   'alias-shadows-column': 'an output alias reuses the name of a table column (it could rename a forbidden column into an allowed one)',
-  'alias-reference': 'a select alias is referenced where it could stand for a row value',
+  'alias-reference': 'a select alias is referenced outside GROUP BY and ORDER BY',
   'reserved-name': 'names starting with malus_ are reserved',
   star: 'SELECT *, COLUMNS(*) and star with EXCLUDE, REPLACE or RENAME read whole rows',
   'positional-reference': 'positional column references (#1) are refused',

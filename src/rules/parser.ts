@@ -50,6 +50,8 @@ async function openParser(): Promise<DuckDBConnection> {
     memory_limit: '256MB',
   });
   const connection = await instance.connect();
+  // Its queries run on empty tables only to learn types: the optimizer would only cost time.
+  await connection.run('PRAGMA disable_optimizer');
   await connection.run('SET lock_configuration = true');
   return connection;
 }
@@ -115,7 +117,15 @@ export function functionCatalog(): Promise<ReadonlyMap<string, FunctionKind>> {
 export async function parseSql(sql: string): Promise<Parsed> {
   const text = await scalar('SELECT json_serialize_sql($1::VARCHAR)', sql);
   // "No location" is 2^64-1, which a JavaScript number cannot hold: it becomes null here.
-  const result = JSON.parse(text.replaceAll('"query_location":18446744073709551615', '"query_location":null')) as AstNode;
+  const unsafe = unsafeNumber(text);
+  if (unsafe !== undefined) return { ok: false, kind: 'literal', message: `the number ${unsafe} is beyond what the checker represents exactly`, position: null };
+  let result: AstNode;
+  try {
+    result = JSON.parse(text.replaceAll('"query_location":18446744073709551615', '"query_location":null')) as AstNode;
+  } catch {
+    // DuckDB writes infinite or NaN constants as bare Infinity and NaN, which are not JSON.
+    return { ok: false, kind: 'literal', message: 'a numeric literal is infinite or not a number', position: null };
+  }
   if (result.error === true) {
     const message = typeof result.error_message === 'string' ? result.error_message : 'the SQL does not parse';
     const position = typeof result.position === 'string' && /^\d+$/.test(result.position) ? Number(result.position) : null;
@@ -124,10 +134,30 @@ export async function parseSql(sql: string): Promise<Parsed> {
     return { ok: false, kind: 'other', message, position };
   }
   const statements = Array.isArray(result.statements) ? (result.statements as AstNode[]) : [];
-  const unsafe = unsafeNumber(text);
-  if (unsafe !== undefined) return { ok: false, kind: 'literal', message: `the number ${unsafe} is beyond what the checker represents exactly`, position: null };
   return { ok: true, statements };
 }
+
+/**
+ * The column types DuckDB gives a query, run on empty tables: `setup` statements run first (once
+ * per distinct text, so schemas of empty tables are made once), then the query.
+ */
+export function columnTypes(setup: readonly string[], sql: string): Promise<string[]> {
+  const run = queue.then(async () => {
+    const connection = await parser();
+    for (const statement of setup) {
+      if (ranSetup.has(statement)) continue;
+      await connection.run(statement);
+      ranSetup.add(statement);
+    }
+    // Prepared, not run: binding alone gives the types.
+    const prepared = await connection.prepare(sql);
+    return Array.from({ length: prepared.columnCount }, (_, i) => prepared.columnType(i).toString());
+  });
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+const ranSetup = new Set<string>();
 
 /** Turns one statement's tree (as parseSql returns it, perhaps rewritten) back into SQL text. */
 export async function deparse(statement: AstNode): Promise<string> {

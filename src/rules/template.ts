@@ -29,6 +29,31 @@ function cteNamesOf(statement: AstNode): Set<string> {
   return names;
 }
 
+/**
+ * For each plain table reference, the CTE names visible where it stands: those of the WITH clauses
+ * of the queries that enclose it. A CTE nested elsewhere does not hide a table here, so the name
+ * binds to what DuckDB would bind it to.
+ */
+function visibleCtes(statement: AstNode): Map<AstNode, ReadonlySet<string>> {
+  const visible = new Map<AstNode, ReadonlySet<string>>();
+  const walk = (value: unknown, names: ReadonlySet<string>): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) walk(item, names);
+      return;
+    }
+    if (!isNode(value)) return;
+    let here = names;
+    if (isNode(value.cte_map)) {
+      const own = nodes(value.cte_map.map).map((e) => (typeof e.key === 'string' ? e.key.toLowerCase() : '')).filter((n) => n !== '');
+      if (own.length > 0) here = new Set([...names, ...own]);
+    }
+    if (!('class' in value) && text(value, 'type') === 'BASE_TABLE') visible.set(value, here);
+    for (const member of Object.values(value)) if (typeof member === 'object' && member !== null) walk(member, here);
+  };
+  walk(statement, new Set());
+  return visible;
+}
+
 /** The aliases of the outermost query's plain tables, by table name. */
 function outerAliases(from: AstNode | undefined, into: Map<string, string>): void {
   if (from === undefined) return;
@@ -48,6 +73,10 @@ export function checkTemplate(
   analyst: string | undefined,
 ): TemplateResult {
   const ctes = cteNamesOf(statement);
+  const visible = visibleCtes(statement);
+  for (const name of ctes) {
+    if (findTable(agreement.tables, name) !== undefined) findings.add('table-unknown', `a CTE may not be named like the agreement's table ${name}`, null);
+  }
   const tables = new Map<string, string>();
   const parameters = new Set<string>();
   for (const node of descendants(statement)) {
@@ -66,8 +95,8 @@ export function checkTemplate(
         if (!isEmptySample(node.at_clause)) findings.add('unsupported-syntax', 'AT (time travel) is not supported', node);
         if (text(node, 'schema_name') !== '' || text(node, 'catalog_name') !== '') {
           findings.add('table-unknown', `tables are named without a schema or catalog: ${text(node, 'schema_name')}.${name}`, node);
-        } else if (ctes.has(name.toLowerCase())) {
-          // A reference to the template's own CTE.
+        } else if (visible.get(node)?.has(name.toLowerCase()) === true) {
+          // A reference to a CTE of an enclosing WITH.
         } else {
           const table = findTable(agreement.tables, name);
           if (table === undefined) findings.add('table-unknown', `${name} is not a table of the agreement`, node);
