@@ -5,6 +5,7 @@ import { registerCollab } from './commands/collab.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDocs } from './commands/docs.js';
+import { registerDp } from './commands/dp.js';
 import { registerEnclave } from './commands/enclave.js';
 import { registerKeygen } from './commands/keygen.js';
 import { registerKms } from './commands/kms.js';
@@ -48,6 +49,7 @@ export function buildProgram(io: CliIo): Command {
   registerEnclave(program, io);
   registerKms(program, io);
   registerC3r(program, io);
+  registerDp(program, io);
   registerDocs(program, io, () => program);
   return program;
 }
