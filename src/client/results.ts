@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { Agreement } from '../agreement/index.js';
 import { fromBase64Url } from '../crypto/index.js';
 import { openResult, parseResultRows, sealedCiphertext, verifyJobReceipt, type JobReceiptVerdict, type ResultRows, type SealedResult } from '../engine/index.js';
 import { MalusError } from '../errors/index.js';
+import { sha256Ref } from '../keyrelease/index.js';
 import { parseVerifierKey } from '../ledger/index.js';
 import type { JobReceiptView } from '../api/index.js';
 import type { MalusClient } from './client.js';
@@ -31,8 +31,6 @@ export interface OpenedResult {
   /** Where the trust material came from, for the user to see. */
   readonly trusted: { readonly logKey: string; readonly logKeyFromServer: boolean; readonly simRoots: readonly string[]; readonly simRootsFromServer: boolean };
 }
-
-const sha256Ref = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 interface QueryResultOutput {
   readonly result: { readonly sha256: string; readonly ciphertext: string };

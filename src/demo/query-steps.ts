@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { simCaFingerprint } from '../attestation/index.js';
 import { listJobs, openJobResult, submitQuery, waitForJob, type JobView, type MalusClient, type QueryJobBody } from '../client/index.js';
 import { verifyStatementSignature, type QueryOutput, type ResultRows, type ResultValue } from '../engine/index.js';
 import { MalusError, formatViolation, isMalusError, type Violation } from '../errors/index.js';
+import { sha256Ref } from '../keyrelease/index.js';
 import { checkQuery, RELEASE_COLUMN } from '../rules/index.js';
 import type { DemoContext } from './context.js';
 import { need, short } from './narration.js';
@@ -41,7 +41,6 @@ const TEMPLATE = 'reach_and_conversions';
 const SINCE = '2026-11-15';
 
 const count = (n: number): string => n.toLocaleString('en-US');
-const sha256Ref = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 const smallCampaigns = (): string =>
   `${SMALL_CAMPAIGNS.map((c) => c.campaign).join(', ')} were shown to ${SMALL_CAMPAIGNS.map((c) => c.people).join(', ')} people`;
 

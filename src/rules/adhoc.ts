@@ -1,5 +1,5 @@
 import type { Agreement, Table } from '../agreement/index.js';
-import { Findings, child, descendants, isNode, nodes, text, unexpectedKeys } from './ast.js';
+import { Findings, child, descendants, isAbsent, isNode, nodes, text, unexpectedKeys } from './ast.js';
 import { ARITHMETIC, CONSTANT_ARGUMENTS, LIKE_OPERATORS, MEMBER_VALUE_AGGREGATES, functionName, isConstructor, isSandboxFunction } from './functions.js';
 import { MAX_IN_LIST } from './limits.js';
 import type { AstNode, FunctionKind } from './parser.js';
@@ -69,7 +69,7 @@ const ALLOWED_COMPARISONS = new Set([
   'COMPARE_GREATERTHANOREQUALTO',
 ]);
 
-/** What a value is, as far as implicit casts go: a string literal adapts to the other side; a column does not. */
+/** A coarse type of a value, enough to tell which casts cannot fail (exact types: types-check.ts). */
 type TypeClass = 'text' | 'number' | 'date' | 'bool' | 'literal' | 'null' | 'mixed' | 'unknown';
 
 function columnClass(type: string): TypeClass {
@@ -97,13 +97,6 @@ function castClass(node: AstNode): TypeClass {
   if (id === 'DATE' || id.startsWith('TIMESTAMP')) return 'date';
   if (/INT|DECIMAL|DOUBLE|FLOAT|REAL/.test(id)) return 'number';
   return 'unknown';
-}
-
-/** Whether comparing the two makes DuckDB cast a non-constant side (which can fail on a value). */
-function castsAValue(a: TypeClass, b: TypeClass): boolean {
-  if (a === 'mixed' || b === 'mixed') return true;
-  if (a === 'unknown' || b === 'unknown' || a === 'null' || b === 'null' || a === 'literal' || b === 'literal') return false;
-  return a !== b;
 }
 
 const SELECT_KEYS = ['type', 'modifiers', 'cte_map', 'select_list', 'from_table', 'where_clause', 'group_expressions', 'group_sets', 'aggregate_handling', 'having', 'sample', 'qualify'];
@@ -163,20 +156,10 @@ class AdhocChecker {
   /** Groups of values DuckDB brings to one type (comparison operands, CASE results): their exact types are checked after the walk. */
   readonly comparisons: AstNode[][] = [];
 
+  /** Records values DuckDB will bring to one type; types-check.ts checks them with DuckDB's own types. */
   private comparable(operands: readonly (AstNode | undefined)[]): void {
     const present = operands.filter((o): o is AstNode => o !== undefined);
     if (present.length > 1) this.comparisons.push(present);
-    const [first, ...rest] = present;
-    if (first === undefined) return;
-    const classes = present.map((o) => this.typeOf(o));
-    const base = classes[0] as TypeClass;
-    for (const [i, other] of rest.entries()) {
-      const cls = classes[i + 1] as TypeClass;
-      if (castsAValue(base, cls)) {
-        this.findings.add('comparison-type', `this compares ${describeClass(base)} with ${describeClass(cls)}: DuckDB would cast a value from the data, which can fail on some rows; compare like with like`, other);
-        return;
-      }
-    }
   }
 
   /** Node classes refused wherever they appear; true when the node was one of them. */
@@ -441,7 +424,7 @@ class AdhocChecker {
       return;
     }
     for (const key of unexpectedKeys(node, FUNCTION_KEYS)) f.add('unsupported-syntax', `${name}: ${key} is not supported`, node);
-    if (!isEmptyValue(node.filter)) f.add('aggregate-argument', `${name}(…) FILTER (WHERE …) is not allowed`, node);
+    if (!isAbsent(node.filter)) f.add('aggregate-argument', `${name}(…) FILTER (WHERE …) is not allowed`, node);
     if (isNode(node.order_bys) && Array.isArray(node.order_bys.orders) && node.order_bys.orders.length > 0) {
       f.add('aggregate-argument', `ORDER BY inside ${name}(…) is not allowed`, node);
     }
@@ -699,16 +682,13 @@ class AdhocChecker {
   }
 }
 
-function isEmptyValue(value: unknown): boolean {
-  return value === null || value === undefined || (isNode(value) && Object.keys(value).length === 0);
-}
 
 /** Checks one ad-hoc SELECT node under the rules of the tables it reads. */
 export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: ReadonlyMap<string, FunctionKind>, findings: Findings): AdhocResult {
   const scope = scopeOf(child(select, 'from_table'), agreement.tables, findings);
   for (const key of unexpectedKeys(select, SELECT_KEYS)) findings.add('unsupported-syntax', `${key} is not supported`, select);
-  if (!isEmptyValue(select.qualify)) findings.add('window-function', 'QUALIFY is not allowed', child(select, 'qualify'));
-  if (!isEmptyValue(select.sample)) findings.add('sample', 'USING SAMPLE is not allowed', select);
+  if (!isAbsent(select.qualify)) findings.add('window-function', 'QUALIFY is not allowed', child(select, 'qualify'));
+  if (!isAbsent(select.sample)) findings.add('sample', 'USING SAMPLE is not allowed', select);
   const ctes = isNode(select.cte_map) ? nodes(select.cte_map.map) : [];
   const recursive = ctes.some((entry) => {
     const query = isNode(entry.value) && isNode(entry.value.query) ? entry.value.query : undefined;
@@ -782,7 +762,7 @@ export function checkAdhoc(select: AstNode, agreement: Agreement, catalog: Reado
       for (const order of nodes(modifier.orders)) {
         const expression = child(order, 'expression');
         if (expression === undefined) continue;
-        const all = text(expression, 'class') === 'STAR' && expression.columns === true && isEmptyValue(expression.expr) && !('exclude_list' in expression && !isEmptyList(expression.exclude_list));
+        const all = text(expression, 'class') === 'STAR' && expression.columns === true && isAbsent(expression.expr) && !('exclude_list' in expression && !isEmptyList(expression.exclude_list));
         if (text(expression, 'class') === 'CONSTANT') inRange(expression, 'ORDER BY');
         if (all || text(expression, 'class') === 'CONSTANT') continue;
         checker.output(expression, 'order');
@@ -818,6 +798,3 @@ function isEmptyList(value: unknown): boolean {
   return !Array.isArray(value) || value.length === 0;
 }
 
-function describeClass(cls: TypeClass): string {
-  return { text: 'text', number: 'a number', date: 'a date or time', bool: 'a boolean', literal: 'a string', null: 'NULL', mixed: 'values of mixed types', unknown: 'a value' }[cls];
-}

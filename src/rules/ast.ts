@@ -18,6 +18,10 @@ export function isEmpty(value: unknown): boolean {
   return false;
 }
 
+/** Nothing there: null, undefined, '', false, [] or {} (how DuckDB serializes an absent clause). */
+export const isAbsent = (value: unknown): boolean =>
+  value === null || value === undefined || value === '' || value === false || (Array.isArray(value) && value.length === 0) || (isNode(value) && Object.keys(value).length === 0);
+
 export const text = (node: AstNode, key: string): string => (typeof node[key] === 'string' ? (node[key]) : '');
 export const nodes = (value: unknown): AstNode[] => (Array.isArray(value) ? value.filter(isNode) : []);
 export const child = (node: AstNode, key: string): AstNode | undefined => (isNode(node[key]) ? (node[key]) : undefined);

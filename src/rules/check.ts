@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Agreement } from '../agreement/index.js';
+import { sha256Ref } from '../keyrelease/index.js';
 import { checkAdhoc } from './adhoc.js';
 import { Findings, isNode, location, text } from './ast.js';
 import { checkText, checkTree } from './limits.js';
@@ -13,8 +13,6 @@ import type { BoundParameter, CheckedQuery, QueryRequest } from './types.js';
 // The pipeline of a query check (docs/queries.md): who asks, the text's bounds, DuckDB's parse,
 // the rule walk (ad-hoc or template), the parameters, then the rewrite. Every step adds its
 // violations; the query is allowed only when there are none, and only then rewritten.
-
-const sha256Ref = (text: string): string => `sha256:${createHash('sha256').update(text, 'utf8').digest('hex')}`;
 
 /** The first keyword of each statement in the text, with its offset: for a message about a non-SELECT statement. */
 function statementKeywords(sql: string): { word: string; at: number }[] {

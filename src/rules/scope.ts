@@ -1,6 +1,6 @@
 import type { Table } from '../agreement/index.js';
 import type { Findings} from './ast.js';
-import { child, isNode, location, text, unexpectedKeys } from './ast.js';
+import { child, isAbsent, isNode, location, text, unexpectedKeys } from './ast.js';
 import type { AstNode } from './parser.js';
 import { MAX_TABLES_PER_QUERY } from './limits.js';
 
@@ -40,9 +40,9 @@ export function findTable(tables: readonly Table[], name: string): Table | undef
 function baseTable(node: AstNode, tables: readonly Table[], findings: Findings): TableRef[] {
   const name = text(node, 'table_name');
   for (const key of unexpectedKeys(node, BASE_TABLE_KEYS)) findings.add('unsupported-syntax', `FROM ${name}: ${key} is not supported`, node);
-  if (!isNodeEmpty(node.sample)) findings.add('sample', `TABLESAMPLE on ${name} is not allowed`, node);
-  if (!isNodeEmpty(node.column_name_alias)) findings.add('column-alias', `renaming the columns of ${name} is not allowed`, node);
-  if (!isNodeEmpty(node.at_clause)) findings.add('unsupported-syntax', `AT (time travel) on ${name} is not supported`, node);
+  if (!isAbsent(node.sample)) findings.add('sample', `TABLESAMPLE on ${name} is not allowed`, node);
+  if (!isAbsent(node.column_name_alias)) findings.add('column-alias', `renaming the columns of ${name} is not allowed`, node);
+  if (!isAbsent(node.at_clause)) findings.add('unsupported-syntax', `AT (time travel) on ${name} is not supported`, node);
   if (text(node, 'schema_name') !== '' || text(node, 'catalog_name') !== '') {
     findings.add('table-unknown', `tables are named without a schema or catalog: ${[text(node, 'catalog_name'), text(node, 'schema_name'), name].filter((p) => p !== '').join('.')}`, node);
     return [];
@@ -55,9 +55,6 @@ function baseTable(node: AstNode, tables: readonly Table[], findings: Findings):
   return [{ table, alias: text(node, 'alias') === '' ? name : text(node, 'alias'), node }];
 }
 
-function isNodeEmpty(value: unknown): boolean {
-  return value === null || value === undefined || value === '' || value === false || (Array.isArray(value) && value.length === 0);
-}
 
 function walkFrom(node: AstNode, tables: readonly Table[], findings: Findings, joins: JoinCondition[]): TableRef[] {
   switch (text(node, 'type')) {
@@ -73,7 +70,7 @@ function walkFrom(node: AstNode, tables: readonly Table[], findings: Findings, j
       else if (refType === 'NATURAL') findings.add('join-type', 'NATURAL joins are not allowed: name the join columns', node);
       else if (refType !== 'REGULAR') findings.add('join-type', `${refType} joins are not allowed`, node);
       if (!ALLOWED_JOIN_TYPES.includes(joinType)) findings.add('join-type', `${joinType} joins are not allowed (INNER, LEFT, RIGHT and FULL are)`, node);
-      if (!isNodeEmpty(node.sample)) findings.add('sample', 'sampling a join is not allowed', node);
+      if (!isAbsent(node.sample)) findings.add('sample', 'sampling a join is not allowed', node);
       if (refType === 'REGULAR') {
         const using = Array.isArray(node.using_columns) ? node.using_columns.filter((c): c is string => typeof c === 'string') : [];
         joins.push({ condition: child(node, 'condition'), using, join: node, left, right });

@@ -1,6 +1,6 @@
 import type { Agreement, Template } from '../agreement/index.js';
 import type { Findings} from './ast.js';
-import { child, descendants, isNode, nodes, text } from './ast.js';
+import { child, descendants, isAbsent, isNode, nodes, text } from './ast.js';
 import { functionName, isSandboxFunction } from './functions.js';
 import type { AstNode, FunctionKind } from './parser.js';
 import { findTable, sameName } from './scope.js';
@@ -83,7 +83,7 @@ export function checkTemplate(
     const type = text(node, 'type');
     if (!('class' in node)) {
       if (type === 'RECURSIVE_CTE_NODE') findings.add('recursive-cte', 'recursive CTEs are not allowed', node);
-      if (QUERY_NODES.has(type) && !isEmptySample(node.sample)) findings.add('sample', 'USING SAMPLE is not allowed', node);
+      if (QUERY_NODES.has(type) && !isAbsent(node.sample)) findings.add('sample', 'USING SAMPLE is not allowed', node);
       if (type === 'TABLE_FUNCTION') {
         const fn = child(node, 'function');
         findings.add('table-function', `the table function ${fn === undefined ? '' : text(fn, 'function_name')} is not allowed`, node);
@@ -91,8 +91,8 @@ export function checkTemplate(
         findings.add('statement-not-allowed', `${text(node, 'show_type') || 'SHOW'} is not allowed`, node);
       } else if (type === 'BASE_TABLE') {
         const name = text(node, 'table_name');
-        if (!isEmptySample(node.sample)) findings.add('sample', `TABLESAMPLE on ${name} is not allowed`, node);
-        if (!isEmptySample(node.at_clause)) findings.add('unsupported-syntax', 'AT (time travel) is not supported', node);
+        if (!isAbsent(node.sample)) findings.add('sample', `TABLESAMPLE on ${name} is not allowed`, node);
+        if (!isAbsent(node.at_clause)) findings.add('unsupported-syntax', 'AT (time travel) is not supported', node);
         if (text(node, 'schema_name') !== '' || text(node, 'catalog_name') !== '') {
           findings.add('table-unknown', `tables are named without a schema or catalog: ${text(node, 'schema_name')}.${name}`, node);
         } else if (visible.get(node)?.has(name.toLowerCase()) === true) {
@@ -161,6 +161,3 @@ export function checkTemplate(
   return { tables: [...tables.keys()].sort(), parameters, constraints, cteNames: ctes };
 }
 
-function isEmptySample(value: unknown): boolean {
-  return value === null || value === undefined || (isNode(value) && Object.keys(value).length === 0);
-}
