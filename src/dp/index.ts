@@ -1,3 +1,4 @@
+export { addCosts, withinBudget, type PrivacyCost } from './cost.js';
 export { cryptoBytes, uniformBelow, type RandomBytes } from './random.js';
-export { parseRational, rational, type Rational } from './rational.js';
+export { formatRational, parseRational, rational, rationalOfNumber, type Rational } from './rational.js';
 export { bernoulli, bernoulliExp, discreteGaussian, discreteLaplace } from './samplers.js';

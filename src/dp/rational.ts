@@ -46,3 +46,19 @@ export const compare = (a: Rational, b: Rational): number => {
   const d = a.num * b.den - b.num * a.den;
   return d < 0n ? -1 : d > 0n ? 1 : 0;
 };
+
+/** The canonical text of a rational: "n" for an integer, else "a/b" in lowest terms. parseRational reads it back. */
+export const formatRational = (a: Rational): string => (a.den === 1n ? `${a.num}` : `${a.num}/${a.den}`);
+
+/**
+ * A number from a document (an agreement's epsilon) as the exact decimal its shortest text shows:
+ * 0.1 is 1/10, not the binary double nearest to it. Exponents (1e-7) are read too.
+ */
+export function rationalOfNumber(value: number): Rational {
+  const m = Number.isFinite(value) ? /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(value)) : null;
+  if (m === null) throw new MalusError('invalid-input', `${value} is not a finite number`);
+  const digits = m[3] ?? '';
+  const exponent = Number(m[4] ?? '0') - digits.length;
+  const mantissa = BigInt(`${m[1] as string}${m[2] as string}${digits}`);
+  return exponent >= 0 ? rational(mantissa * 10n ** BigInt(exponent)) : rational(mantissa, 10n ** BigInt(-exponent));
+}

@@ -1,4 +1,5 @@
 import type { PARAMETER_TYPES } from '../agreement/index.js';
+import type { PrivacyCost } from '../dp/index.js';
 import type { Violation } from '../errors/index.js';
 
 // The public shapes of governed queries (docs/queries.md): what an analyst asks, what the checker
@@ -38,4 +39,15 @@ export interface CheckedQuery {
   readonly parameters: readonly BoundParameter[];
   /** `sha256:<hex>` of the SQL text checked (the template's SQL for a template). */
   readonly queryHash: string;
+  /** Present when a privacy policy of the agreement applies: the query runs with differential privacy and spends `cost`. */
+  readonly privacy?: QueryPrivacy;
+}
+
+export interface QueryPrivacy {
+  /** The index of the applying policy in agreement.privacy.policies. */
+  readonly policy: number;
+  readonly accounting: 'pure' | 'zcdp';
+  readonly mechanism: 'laplace' | 'gaussian';
+  /** What one run spends from the collaboration's (and the analyst's) budget. */
+  readonly cost: PrivacyCost;
 }
