@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildProgram, cliReference, REFERENCE_BEGIN, REFERENCE_END, type CliIo } from '../src/cli/index.js';
 import { ERROR_CODES } from '../src/errors/index.js';
+import { EVENT_TYPES } from '../src/ledger/index.js';
 
 const readme = readFileSync('README.md', 'utf8');
 
@@ -45,5 +46,14 @@ describe('docs/errors.md', () => {
   it('lists exactly the error codes the code defines, with their status and exit code', () => {
     const defined = Object.entries(ERROR_CODES).map(([code, v]) => ({ code, status: v.status, exit: v.exit }));
     expect(rows.sort((a, b) => a.code.localeCompare(b.code))).toEqual(defined.sort((a, b) => a.code.localeCompare(b.code)));
+  });
+});
+
+describe('docs/log.md', () => {
+  const doc = readFileSync('docs/log.md', 'utf8');
+  const listed = [...doc.matchAll(/^\| `([a-z]+\.[a-z]+)` \|/gm)].map((m) => m[1]);
+
+  it('lists exactly the event types the code defines', () => {
+    expect([...listed].sort()).toEqual([...EVENT_TYPES].sort());
   });
 });

@@ -1,6 +1,6 @@
 import { checkPublicIdentity, decodeSigningKey } from '../identity/index.js';
 import { formatPath, type Issue } from '../errors/index.js';
-import type { Agreement, AnalysisRule, Role, Table } from './schema.js';
+import type { Agreement, AnalysisRule, Column, Role, Table } from './schema.js';
 
 // Rules that span fields, run after the schema accepted the shape. Each returns every problem it
 // finds with its path, so one run of `agreement validate` lists them all.
@@ -232,6 +232,41 @@ const privacyIsConsistent: Check = (agreement) => {
     if (policy.costPerQuery[unit] === undefined) {
       issues.push({ path: `${path}.costPerQuery.${unit}`, message: `required for ${privacy.accounting} accounting` });
     }
+    if (privacy.accounting === 'pure' && policy.mechanism === 'gaussian') {
+      issues.push({ path: `${path}.mechanism`, message: 'gaussian noise is not pure DP: use laplace, or zcdp accounting' });
+    }
+    if (policy.partitionSelection !== undefined && privacy.budget.delta === undefined) {
+      issues.push({ path: `${path}.partitionSelection`, message: 'spends delta, so privacy.budget.delta is required' });
+    }
+    const columnOf = (entry: { table?: string | undefined; column: string }, at: string): Column | undefined => {
+      const tableName = entry.table ?? policy.table;
+      if (tableName === undefined) {
+        issues.push({ path: `${at}.table`, message: "required in a template's policy" });
+        return undefined;
+      }
+      const table = agreement.tables.find((t) => t.name === tableName);
+      const column = table?.columns.find((c) => c.name === entry.column);
+      if (column === undefined) issues.push({ path: `${at}.column`, message: `${tableName}.${entry.column} is not a column of the agreement` });
+      return column;
+    };
+    policy.bounds?.forEach((b, j) => {
+      const at = `${path}.bounds[${j}]`;
+      const column = columnOf(b, at);
+      if (!(b.lower < b.upper)) issues.push({ path: `${at}.upper`, message: 'must be greater than lower' });
+      if (column !== undefined && !/^(?:TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|DECIMAL\(\d+,\s*\d+\))$/i.test(column.type)) {
+        issues.push({ path: `${at}.column`, message: `${b.column} is ${column.type}: only integer and DECIMAL columns are summed exactly` });
+      }
+    });
+    policy.publicDomain?.forEach((d, j) => {
+      const at = `${path}.publicDomain[${j}]`;
+      const column = columnOf(d, at);
+      if (column !== undefined && column.type.toUpperCase() !== 'VARCHAR') issues.push({ path: `${at}.column`, message: `${d.column} is ${column.type}: a public domain lists VARCHAR values` });
+    });
+  });
+  (agreement.templates ?? []).forEach((t, i) => {
+    t.parameters.forEach((p, j) => {
+      if (p.name.toLowerCase().startsWith('malus_')) issues.push({ path: `templates[${i}].parameters[${j}].name`, message: 'names starting with malus_ are reserved' });
+    });
   });
   privacy.analystBudgets?.forEach((b, i) => issues.push(...partyRef(agreement, b.party, `privacy.analystBudgets[${i}].party`, 'analyst')));
   return issues;

@@ -131,13 +131,34 @@ templates:
     outputConstraints:    # Malus drops any campaign with fewer than 50 viewers
       - { table: impressions, columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
     approvedBy: [${q(adv.id)}, ${q(pub.id)}]
+  - name: buyers_by_campaign
+    description: Buyers among each campaign's viewers, up to a date; answered with differential privacy.
+    sql: >-
+      SELECT i.campaign_id, COUNT(DISTINCT c.email_hash) AS buyers
+      FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash
+      WHERE c.order_date <= $until
+      GROUP BY i.campaign_id
+    parameters:
+      - { name: until, type: DATE, min: "2020-01-01", max: "2099-12-31" }
+    outputConstraints:
+      - { table: conversions, columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
+    approvedBy: [${q(adv.id)}, ${q(pub.id)}]
 
-# Differential privacy: a budget that refreshes monthly; no query is required to spend from it yet.
+# Differential privacy (docs/dp.md): every run of buyers_by_campaign spends epsilon 1 of a budget
+# of 3 that refreshes monthly. Each buyer counts in at most 3 campaigns; the campaigns are public.
 privacy:
   accounting: pure
-  budget: { epsilon: 10 }
+  budget: { epsilon: 3 }
   refresh: monthly
-  policies: []
+  policies:
+    - template: buyers_by_campaign
+      required: true
+      mechanism: laplace
+      costPerQuery: { epsilon: 1 }
+      maxRowsPerIdentity: 1
+      maxGroupsPerIdentity: 3
+      publicDomain:
+        - { table: impressions, column: campaign_id, values: [cmp-spring, cmp-summer, cmp-autumn, cmp-winter, cmp-brand, cmp-retarget] }
 
 receivers: [${q(adv.id)}]    # results are sealed to these parties only
 

@@ -16,6 +16,7 @@ export {
   type KeyReleaseSettings,
   type Party,
   type Platform,
+  type PrivacyPolicy,
   type PrivacySettings,
   type Role,
   type SettlementTerms,

@@ -185,14 +185,25 @@ export const templateSchema = z.strictObject({
 
 const privacyCostSchema = z.strictObject({ epsilon: positive.optional(), rho: positive.optional() });
 
+/** A column of a DP query, by table (the policy's own table when left out). */
+const policyColumn = { table: identifier.optional(), column: identifier };
+
 const privacyPolicySchema = z.strictObject({
   table: identifier.optional(),
   template: identifier.optional(),
   required: z.boolean(),
   mechanism: z.enum(['laplace', 'gaussian']),
   costPerQuery: privacyCostSchema,
-  maxRowsPerIdentity: z.number().int().min(1).optional(),
-  maxGroupsPerIdentity: z.number().int().min(1).optional(),
+  /** Rows one identity may add to each group (kept at random inside the enclave); 1 when left out. */
+  maxRowsPerIdentity: z.number().int().min(1).max(1000).optional(),
+  /** Groups one identity may add to (kept at random inside the enclave); 1 when left out. */
+  maxGroupsPerIdentity: z.number().int().min(1).max(1000).optional(),
+  /** Clamping bounds of the columns a DP query may SUM or AVG; a column without bounds cannot be summed. */
+  bounds: z.array(z.strictObject({ ...policyColumn, lower: z.number(), upper: z.number() })).max(256).optional(),
+  /** Group keys everyone may know: a DP query grouped by these columns only releases exactly these groups. */
+  publicDomain: z.array(z.strictObject({ ...policyColumn, values: uniqueList(z.string().max(200)).min(1).max(10000) })).max(16).optional(),
+  /** Groups not in a public domain are released by a noisy threshold, each query spending this delta. */
+  partitionSelection: z.strictObject({ delta: z.number().gt(0).max(0.001) }).optional(),
 });
 
 export const privacySchema = z.strictObject({
@@ -262,6 +273,7 @@ export type Column = z.infer<typeof columnSchema>;
 export type AnalysisRule = z.infer<typeof analysisRuleSchema>;
 export type Template = z.infer<typeof templateSchema>;
 export type PrivacySettings = z.infer<typeof privacySchema>;
+export type PrivacyPolicy = z.infer<typeof privacyPolicySchema>;
 export type EnclavePolicy = z.infer<typeof enclavePolicySchema>;
 export type KeyReleaseSettings = z.infer<typeof keyReleaseSchema>;
 export type SettlementTerms = z.infer<typeof settlementSchema>;

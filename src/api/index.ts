@@ -85,3 +85,4 @@ export {
   type UploadProgressView,
   type UploadStateView,
 } from './datasets.js';
+export { budgetAmounts, budgetView, type BudgetAmounts, type BudgetView } from './budget.js';

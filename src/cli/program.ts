@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAgreement } from './commands/agreement.js';
 import { registerAttest } from './commands/attest.js';
+import { registerBudget } from './commands/budget.js';
 import { registerCollab } from './commands/collab.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerDemo } from './commands/demo.js';
@@ -42,6 +43,7 @@ export function buildProgram(io: CliIo): Command {
   registerQuery(program, io);
   registerJob(program, io);
   registerResult(program, io);
+  registerBudget(program, io);
   registerLog(program, io);
   registerAttest(program, io);
   registerVerify(program, io);

@@ -1,4 +1,9 @@
-import { agreementHash, assertAgreement } from '../agreement/index.js';
+import { agreementHash, assertAgreement, type Agreement } from '../agreement/index.js';
+import type { BudgetView, LogEntryView } from '../api/index.js';
+import { describeCost } from '../dp/index.js';
+import { isMalusError } from '../errors/index.js';
+import { auditBudget, type BudgetAudit } from './budget-audit.js';
+import { getBudget } from './budget.js';
 import { getAgreement, getCollaboration, listCollaborations } from './collaborations.js';
 import type { MalusClient } from './client.js';
 import { getLogEntries, getTile, listCheckpoints } from './log.js';
@@ -14,12 +19,16 @@ import {
   tilePath,
   verifyNote,
   witnessName,
+  type LogEvent,
   type NoteVerifier,
 } from '../ledger/index.js';
 
+export type { BudgetAudit } from './budget-audit.js';
+
 // `malus log audit`: recompute the log from its public hash tiles, check every checkpoint against
 // it (signature, root, growth), every cosignature by a known party, and every entry this party may
-// read against its leaf; then check that each agreement decision the server shows has its entry.
+// read against its leaf; then check that each agreement decision the server shows has its entry,
+// and that the privacy budget the server shows is the one the log's charges and refunds add up to.
 
 export interface AuditReport {
   origin: string;
@@ -27,8 +36,37 @@ export interface AuditReport {
   checkpoints: number;
   cosignatures: Record<string, number>;
   entriesByType: Record<string, number>;
+  /** The privacy budget of each collaboration, recomputed from the log. */
+  budgets: BudgetAudit[];
   problems: string[];
   text: string;
+}
+
+/** The server's budget, or undefined when it shows none (no active agreement that sets one). */
+async function budgetShown(client: MalusClient, id: string): Promise<BudgetView | undefined> {
+  try {
+    return await getBudget(client, id);
+  } catch (error) {
+    if (isMalusError(error, 'conflict') || isMalusError(error, 'not-found')) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A collaboration's entries and its budget as of one moment: a charge and its entry are one
+ * transaction, so when the entries did not grow around the budget read, the two agree or the
+ * server's books are wrong.
+ */
+async function entriesWithBudget(client: MalusClient, id: string): Promise<{ entries: LogEntryView[]; view: BudgetView | undefined; settled: boolean }> {
+  let entries = await getLogEntries(client, id);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const view = await budgetShown(client, id);
+    if (view === undefined) return { entries, view, settled: true };
+    const after = await getLogEntries(client, id);
+    if (after.length === entries.length) return { entries, view, settled: true };
+    entries = after;
+  }
+  return { entries, view: undefined, settled: false };
 }
 
 export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<AuditReport> {
@@ -38,9 +76,11 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
 
   // Witnesses we can check: every party of every collaboration we are in.
   const witnesses = new Map<string, NoteVerifier>();
+  const agreements = new Map<string, Agreement>();
   for (const c of collaborations) {
     for (const v of c.versions) {
       const { agreement } = await getAgreement(client, c.id, { version: v.version });
+      agreements.set(agreementHash(agreement), agreement);
       for (const party of agreement.parties) {
         const key = fromBase64Url(party.signingKey);
         if (key !== undefined) witnesses.set(party.id, cosignatureVerifier(witnessName(party.id), key));
@@ -90,8 +130,11 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
   }
 
   const entriesByType: Record<string, number> = {};
+  const budgets: BudgetAudit[] = [];
   for (const c of collaborations) {
-    const entries = await getLogEntries(client, c.id);
+    const { entries, view, settled } = await entriesWithBudget(client, c.id);
+    if (!settled) problems.push(`${c.id}: the log kept growing while the budget was read, so the two could not be compared; audit again`);
+    const events: { index: number; event: LogEvent }[] = [];
     const seen = new Set<string>();
     for (const e of entries) {
       const bytes = new TextEncoder().encode(e.entry);
@@ -101,6 +144,7 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
         continue;
       }
       const { event } = decoded;
+      events.push({ index: e.index, event });
       if (event.collaboration !== c.id) problems.push(`entry ${e.index} is about ${event.collaboration}, listed under ${c.id}`);
       if (e.index < tree.size && !equalBytes(tree.leafHash(e.index), leafHash(bytes))) {
         problems.push(`entry ${e.index} does not match leaf ${e.index} of the log`);
@@ -111,9 +155,12 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
         seen.add(`${event.type} ${event.agreement}${event.type === 'agreement.signed' ? ` ${event.signer}` : ''}`);
       }
     }
+    const budget = auditBudget(c.id, events, agreements, view);
+    budgets.push(budget.audit);
+    problems.push(...budget.problems);
     // Every decision the server shows must have its entry: nothing quietly left out.
-    const view = await getCollaboration(client, c.id);
-    for (const v of view.versions) {
+    const shown = await getCollaboration(client, c.id);
+    for (const v of shown.versions) {
       const { agreement, signatures } = await getAgreement(client, c.id, { version: v.version });
       const hash = agreementHash(assertAgreement(agreement, `agreement ${v.hash}`));
       if (hash !== v.hash) problems.push(`${c.id} v${v.version}: the server's hash ${v.hash} is not the document's ${hash}`);
@@ -132,8 +179,23 @@ export async function runAudit(client: MalusClient, log: NoteVerifier): Promise<
     `checkpoints verified: ${checkpoints.length}`,
     ...Object.entries(cosignatures).map(([name, n]) => `cosignatures by ${name}: ${n}`),
     ...Object.entries(entriesByType).sort().map(([type, n]) => `entries ${type}: ${n}`),
+    ...budgets.flatMap(budgetLines),
     ...problems.map((p) => `PROBLEM: ${p}`),
     problems.length === 0 ? 'audit passed' : `audit FAILED with ${problems.length} problem(s)`,
   ];
-  return { origin: log.name, size, checkpoints: checkpoints.length, cosignatures, entriesByType, problems, text: `${lines.join('\n')}\n` };
+  return { origin: log.name, size, checkpoints: checkpoints.length, cosignatures, entriesByType, budgets, problems, text: `${lines.join('\n')}\n` };
+}
+
+/** The summary lines of one collaboration's budget; nothing for one without charges or a budget shown. */
+function budgetLines(b: BudgetAudit): string[] {
+  if (b.charges === 0 && b.refunds === 0 && b.server === undefined) return [];
+  const lines = [`budget ${b.collaboration}: ${b.charges} charge(s), ${b.refunds} refund(s) in the log`];
+  for (const p of b.periods) {
+    lines.push(`  period ${p.period}: spent ${describeCost(p.spent)}`);
+    for (const [party, spent] of Object.entries(p.analysts).sort()) lines.push(`    analyst ${party}: ${describeCost(spent)}`);
+  }
+  if (b.server !== undefined) {
+    lines.push(`  server, period ${b.server.period}: spent ${describeCost(b.server.spent)}, ${b.server.matches ? 'equal to the log' : 'NOT the log'}`);
+  }
+  return lines;
 }

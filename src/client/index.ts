@@ -20,7 +20,9 @@ export {
   listCheckpoints,
   postCosignature,
 } from './log.js';
-export { runAudit, type AuditReport } from './audit.js';
+export { runAudit, type AuditReport, type BudgetAudit } from './audit.js';
+export { getBudget } from './budget.js';
+export type { BudgetAmounts, BudgetView } from '../api/index.js';
 export { witnessLog, type WitnessOutcome, type WitnessParameters } from './witness.js';
 export {
   appraiseKeyReleaseService,

@@ -18,6 +18,7 @@ import { MalusError } from '../errors/index.js';
 import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/index.js';
 import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
 import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
+import { analystRunsPrivateCount, budgetRunsOut, differencingAttack } from './dp-steps.js';
 import { analystAttacksDenied, analystRunsQuery, analystRunsTemplate, receiverOpensResults } from './query-steps.js';
 import type { DemoContext } from './context.js';
 import { need } from './narration.js';
@@ -245,6 +246,9 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   analystAttacksDenied,
   analystRunsTemplate,
   receiverOpensResults,
+  analystRunsPrivateCount,
+  differencingAttack,
+  budgetRunsOut,
   witnessTheLog,
   verifyReceiptOffline,
   auditTheLog,

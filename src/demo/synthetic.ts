@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 
 // The demo's synthetic tables. People are numbered; person i's e-mail is user<i>@example.com and
 // both parties hold its SHA-256, as ad platforms exchange it. The publisher saw people
-// [0, VIEWERS); the advertiser sold to people [BUYERS_FROM, BUYERS_FROM + BUYERS): the overlap is
+// [0, VIEWERS); the advertiser sold to people [BUYERS_FROM, BUYERS_FROM + BUYERS) and to TARGET: the overlap is
 // known in advance, so the demo can show an answer is right. Besides its six large campaigns, the
 // publisher ran a few small ones, each shown to fewer people than the agreement's k (50), all of
 // them buyers: a query must withhold their rows. The generator is seeded: every run writes the
@@ -13,7 +13,13 @@ import { finished } from 'node:stream/promises';
 export const VIEWERS = 60_000;
 export const BUYERS_FROM = 45_000;
 export const BUYERS = 20_000;
-export const KNOWN_OVERLAP = VIEWERS - BUYERS_FROM;
+/**
+ * One viewer who is not among the regular buyers placed a single order, the only one on
+ * 1 December: whoever knows that about a person can try to learn, by differencing two allowed
+ * answers, which campaigns that person saw. The demo shows k thresholds fail to stop it and DP does.
+ */
+export const TARGET = { person: BUYERS_FROM - 1, date: '2026-12-01', campaign: 'cmp-spring', value: '64.90' } as const;
+export const KNOWN_OVERLAP = VIEWERS - BUYERS_FROM + 1;
 const LARGE_CAMPAIGNS = ['cmp-spring', 'cmp-summer', 'cmp-autumn', 'cmp-winter', 'cmp-brand', 'cmp-retarget'] as const;
 /** The small campaigns and the people each was shown to: first person, how many (all in the overlap). */
 export const SMALL_CAMPAIGNS = [
@@ -81,6 +87,7 @@ export async function writeConversions(path: string, rows = 50_000): Promise<voi
   const random = seeded(11);
   const hashes = Array.from({ length: BUYERS }, (_, i) => emailHash(BUYERS_FROM + i).toUpperCase());
   await writeLines(path, 'email_hash,campaign_id,order_date,order_value', rows, (i) => {
+    if (i === rows - 1 && rows > BUYERS) return `${emailHash(TARGET.person).toUpperCase()},${TARGET.campaign},${TARGET.date},${TARGET.value}`;
     const buyer = i < BUYERS ? i : Math.floor(random() * BUYERS);
     const value = (5 + random() * 195).toFixed(2);
     return `${hashes[buyer] ?? ''},${pick(random, LARGE_CAMPAIGNS)},2026-11-${pad(1 + Math.floor(random() * 30))},${value}`;

@@ -3,7 +3,9 @@ import type { Agreement } from '../agreement/index.js';
 import { MalusError } from '../errors/index.js';
 import { verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { keyCommitment, sha256Ref } from '../keyrelease/index.js';
-import { RELEASE_COLUMN, checkQuery, type BoundParameter, type CheckedQuery, type QueryRequest } from '../rules/index.js';
+import { cryptoBytes, type RandomBytes } from '../dp/index.js';
+import { DP_SEED_PARAMETER, RELEASE_COLUMN, checkQuery, type BoundParameter, type CheckedQuery, type QueryPrivacy, type QueryRequest } from '../rules/index.js';
+import { releasePrivately } from './dp-release.js';
 import { encodeResultRows, sealResult, sealedCiphertext, type ResultColumn, type ResultReceiver, type ResultValue, type SealedResult } from './result.js';
 import { DEFAULT_QUERY_LIMITS, openSandbox, type QueryLimits, type Sandbox, type SandboxLimits } from './sandbox.js';
 import type { QueryOutput } from './statement.js';
@@ -92,6 +94,31 @@ export async function runGovernedSql(
   return { columns: run.columns, rows: run.rows, payload };
 }
 
+/**
+ * Runs the rewrite of a query under differential privacy: the exact, bounded statistics per group
+ * come back from DuckDB and only their noisy release (releasePrivately) becomes the payload. The
+ * seed of each identity's random choice of groups is fresh for every run.
+ */
+export async function runPrivateSql(
+  sandbox: Sandbox,
+  query: { readonly sql: string; readonly parameters: readonly BoundParameter[]; readonly privacy: QueryPrivacy },
+  limits: QueryLimits = {},
+  bytes: RandomBytes = cryptoBytes,
+): Promise<GovernedResult> {
+  if (!sandbox.locked) await sandbox.lock();
+  const { plan } = query.privacy;
+  const seed: BoundParameter[] = plan.groups.length === 0 ? [] : [{ name: DP_SEED_PARAMETER, type: 'BIGINT', value: BigInt.asIntN(64, BigInt(`0x${Buffer.from(bytes(8)).toString('hex')}`)) }];
+  const run = await sandbox.run(query.sql, [...query.parameters, ...seed], limits);
+  const released = releasePrivately(plan, run, bytes);
+  const payload = encodeResultRows(released.columns, released.rows, { accounting: query.privacy.accounting, cost: query.privacy.cost, columns: released.noisy });
+  const maxBytes = limits.maxBytes ?? DEFAULT_QUERY_LIMITS.maxBytes;
+  if (payload.length > maxBytes) {
+    payload.fill(0);
+    throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
+  }
+  return { columns: released.columns, rows: released.rows as ResultValue[][], payload };
+}
+
 /** The receivers' X25519 keys, from the agreement's parties. */
 export function resultReceivers(agreement: Agreement): ResultReceiver[] {
   return agreement.receivers.map((party) => {
@@ -142,7 +169,11 @@ export async function runQuery(
         await content[Symbol.asyncIterator]().return?.();
       }
     }
-    const result = await runGovernedSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters }, ctx.limits);
+    const { privacy } = plan.checked;
+    const result =
+      privacy === undefined
+        ? await runGovernedSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters }, ctx.limits)
+        : await runPrivateSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters, privacy }, ctx.limits);
     try {
       const sealed = await sealResult({ jobId: ctx.jobId, payload: result.payload, receivers });
       const output: QueryOutput = {
@@ -159,6 +190,17 @@ export async function runQuery(
           columns: result.columns.map((c) => c.name),
           receivers: receivers.map((r) => r.party),
         },
+        ...(privacy === undefined
+          ? {}
+          : {
+              privacy: {
+                policy: privacy.policy,
+                accounting: privacy.accounting,
+                cost: privacy.cost,
+                measurements: privacy.plan.measurements.map((m) => ({ statistic: m.statistic, mechanism: m.mechanism, scale: m.scale, unit: m.unit })),
+                ...(privacy.plan.threshold === undefined ? {} : { threshold: privacy.plan.threshold }),
+              },
+            }),
       };
       return { output, sealed };
     } finally {

@@ -14,6 +14,7 @@ import canonicalize from 'canonicalize';
 import { z } from 'zod';
 import { fromBase64Url, hpkeOpen, hpkeSeal, toBase64Url, utf8 } from '../crypto/index.js';
 import { MalusError } from '../errors/index.js';
+import type { PrivacyCost } from '../dp/index.js';
 
 // A query's result as it leaves the enclave (docs/enclave.md): rows as canonical JSON, encrypted
 // once under a fresh content key (AES-256-GCM), that key sealed with HPKE to each receiver. Only
@@ -37,10 +38,36 @@ export interface ResultColumn {
   readonly type: string;
 }
 
+export interface NoiseOf {
+  readonly mechanism: 'laplace' | 'gaussian';
+  readonly scale: string;
+  readonly ci95: string;
+}
+
+/** What a result says about one noisy column: enough for a reader to judge its accuracy. */
+export interface NoisyColumn {
+  readonly column: string;
+  readonly mechanism: 'laplace' | 'gaussian';
+  /** The noise scale in the column's own units, rational text (b of the Laplace, sigma of the Gaussian); absent for AVG. */
+  readonly scale?: string;
+  /** Half-width of the 95% interval of the noise, in the column's units: the answer lies within ±ci95 of the exact bounded value with probability 0.95; absent for AVG. */
+  readonly ci95?: string;
+  /** AVG: the noisy sum over the noisy count; their scales and half-widths are given instead. */
+  readonly of?: { readonly sum: NoiseOf; readonly count: NoiseOf };
+}
+
+export interface PrivacyReport {
+  readonly accounting: 'pure' | 'zcdp';
+  readonly cost: PrivacyCost;
+  readonly columns: readonly NoisyColumn[];
+}
+
 export interface ResultRows {
   readonly format: typeof RESULT_ROWS_FORMAT;
   readonly columns: readonly ResultColumn[];
   readonly rows: readonly (readonly ResultValue[])[];
+  /** Under differential privacy: the accounting, the cost spent, and each noisy column's mechanism, scale and 95% interval. */
+  readonly privacy?: PrivacyReport;
 }
 
 export interface SealedResult {
@@ -125,7 +152,7 @@ export function resultValueBytes(value: ResultValue): number {
 }
 
 /** The payload: UTF-8 RFC 8785 canonical JSON of `{ format, columns, rows }`. */
-export function encodeResultRows(columns: readonly ResultColumn[], rows: readonly (readonly DuckDBValue[])[]): Uint8Array {
+export function encodeResultRows(columns: readonly ResultColumn[], rows: readonly (readonly DuckDBValue[])[], privacy?: PrivacyReport): Uint8Array {
   const document: ResultRows = {
     format: RESULT_ROWS_FORMAT,
     columns: columns.map(({ name, type }) => ({ name, type })),
@@ -133,17 +160,34 @@ export function encodeResultRows(columns: readonly ResultColumn[], rows: readonl
       if (row.length !== columns.length) throw new MalusError('internal', 'a result row does not have one value per column');
       return row.map(resultValue);
     }),
+    ...(privacy === undefined ? {} : { privacy }),
   };
   const text = canonicalize(document);
   if (text === undefined) throw new MalusError('internal', 'the result cannot be canonicalized');
   return utf8(text);
 }
 
+const noiseSchema = z.strictObject({ mechanism: z.enum(['laplace', 'gaussian']), scale: z.string(), ci95: z.string() });
+const privacyReportSchema = z.strictObject({
+  accounting: z.enum(['pure', 'zcdp']),
+  cost: z.strictObject({ epsilon: z.string().optional(), rho: z.string().optional(), delta: z.string().optional() }),
+  columns: z.array(
+    z.strictObject({
+      column: z.string(),
+      mechanism: z.enum(['laplace', 'gaussian']),
+      scale: z.string().optional(),
+      ci95: z.string().optional(),
+      of: z.strictObject({ sum: noiseSchema, count: noiseSchema }).optional(),
+    }),
+  ),
+});
+
 const resultRowsSchema = z
   .strictObject({
     format: z.literal(RESULT_ROWS_FORMAT),
     columns: z.array(z.strictObject({ name: z.string(), type: z.string() })),
     rows: z.array(z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))),
+    privacy: privacyReportSchema.optional(),
   })
   .refine((doc) => doc.rows.every((row) => row.length === doc.columns.length), 'every row has one value per column');
 

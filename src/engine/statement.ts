@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { signEd25519, toBase64Url, verifyEd25519, fromBase64Url } from '../crypto/index.js';
+import type { PrivacyCost } from '../dp/index.js';
 import { MalusError } from '../errors/index.js';
 import type { ParameterValue } from '../rules/index.js';
 
@@ -60,6 +61,14 @@ export interface QueryOutput {
     readonly columns: readonly string[];
     // No count of the groups the k constraints withheld: that count is itself about groups under k.
     readonly receivers: readonly string[];
+  };
+  /** Under differential privacy: what the run spent, and each noisy statistic's mechanism and scale (in units). */
+  readonly privacy?: {
+    readonly policy: number;
+    readonly accounting: 'pure' | 'zcdp';
+    readonly cost: PrivacyCost;
+    readonly measurements: readonly { readonly statistic: string; readonly mechanism: string; readonly scale: string; readonly unit: string }[];
+    readonly threshold?: string;
   };
 }
 

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   'key-release-denied': { status: 403, exit: 1, title: 'Key release denied' },
   'attestation-refused': { status: 422, exit: 1, title: 'Attestation evidence was refused' },
   'query-denied': { status: 422, exit: 1, title: 'Query breaks the agreement' },
+  'budget-exhausted': { status: 409, exit: 1, title: 'Privacy budget is used up' },
   'unauthenticated': { status: 401, exit: 2, title: 'Request is not authenticated' },
   'forbidden': { status: 403, exit: 2, title: 'Caller may not do this' },
   'not-found': { status: 404, exit: 2, title: 'No such resource' },

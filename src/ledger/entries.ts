@@ -30,6 +30,12 @@ const enclaveRef = z.strictObject({
   encryptionKey: hash,
 });
 
+/** An exact amount of privacy budget: a rational's canonical text (docs/dp.md), never a float. */
+const rationalText = z.string().regex(/^(?:0|[1-9][0-9]{0,29}(?:\/[1-9][0-9]{0,29})?)$/);
+const privacyCost = z.strictObject({ epsilon: rationalText.optional(), rho: rationalText.optional(), delta: rationalText.optional() });
+/** The budget period a charge counts against: `all`, `YYYY-MM-DD` or `YYYY-MM` (UTC). */
+const budgetPeriod = z.string().regex(/^(?:all|\d{4}-\d{2}(?:-\d{2})?)$/);
+
 const base = { format: z.literal(EVENT_FORMAT), collaboration: collaborationId, actor, time };
 
 export const eventSchema = z.discriminatedUnion('type', [
@@ -128,6 +134,26 @@ export const eventSchema = z.discriminatedUnion('type', [
     /** Why a failed job failed: a stable reason code, never the message (which is not logged). */
     code: reasonCode.optional(),
   }),
+  z.strictObject({
+    ...base,
+    type: z.literal('privacy.charged'),
+    /** A query's privacy cost, taken from the budget in the transaction that queued the job. */
+    job: jobId,
+    analyst: partyId,
+    period: budgetPeriod,
+    cost: privacyCost,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('privacy.refunded'),
+    /** The charge of a job that failed before its query ran on data, given back to the period it was taken from. */
+    job: jobId,
+    analyst: partyId,
+    period: budgetPeriod,
+    cost: privacyCost,
+    /** The failure code that made it refundable. */
+    code: reasonCode,
+  }),
 ]);
 
 export type LogEvent = z.infer<typeof eventSchema>;
@@ -143,6 +169,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'key.denied',
   'job.started',
   'job.finished',
+  'privacy.charged',
+  'privacy.refunded',
 ];
 
 /** The leaf bytes of an event: its RFC 8785 canonical JSON, validated first. */

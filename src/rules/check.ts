@@ -1,6 +1,8 @@
-import type { Agreement } from '../agreement/index.js';
+import type { Agreement, PrivacyPolicy } from '../agreement/index.js';
 import { sha256Ref } from '../keyrelease/index.js';
 import { checkAdhoc } from './adhoc.js';
+import { applyingPolicy, planPrivacy } from './dp.js';
+import { rewritePrivate } from './dp-rewrite.js';
 import { Findings, isNode, location, text } from './ast.js';
 import { checkText, checkTree } from './limits.js';
 import { bindParameters } from './parameters.js';
@@ -72,12 +74,13 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
   if (template !== undefined) {
     const result = checkTemplate(template, statement, agreement, catalog, findings, options.as);
     const parameters: BoundParameter[] = bindParameters(template, request.parameters ?? {}, findings);
-    privacyGate(agreement, result.tables, template.name, findings);
+    const applying = applyingPolicy(agreement, result.tables, template.name, findings);
     if (!findings.empty) return denied(findings, queryHash, 'template', result.tables);
     if (type !== 'SELECT_NODE') {
       findings.add('set-operation', 'a template\'s outermost query must be a SELECT (wrap a set operation in a CTE)', node);
       return denied(findings, queryHash, 'template', result.tables);
     }
+    if (applying !== undefined) return privately(agreement, statement, applying, result.constraints, findings, { kind: 'template', tables: result.tables, parameters, queryHash });
     const rewritten = await rewriteOrDeny({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: false, cteNames: result.cteNames }, findings);
     if (rewritten === undefined) return denied(findings, queryHash, 'template', result.tables);
     return { allowed: true, violations: [], kind: 'template', tables: result.tables, rewritten, parameters, queryHash };
@@ -99,8 +102,9 @@ export async function checkQuery(agreement: Agreement, request: QueryRequest, op
   const tables = result.scope.tables.map((ref) => ref.table.name).sort();
   // Exact types need a query DuckDB can bind: only once the walk found nothing else.
   if (findings.empty) await checkComparisonTypes(statement, node, agreement.tables, result.comparisons, catalog, findings);
-  privacyGate(agreement, tables, undefined, findings);
+  const applying = applyingPolicy(agreement, tables, undefined, findings);
   if (!findings.empty) return denied(findings, queryHash, result.kind, tables);
+  if (applying !== undefined) return privately(agreement, statement, applying, result.constraints, findings, { kind: result.kind, tables, parameters: [], queryHash });
   const rewritten = await rewriteOrDeny({ statement, tables: agreement.tables, constraints: result.constraints, groupBySelection: result.kind === 'list' }, findings);
   if (rewritten === undefined) return denied(findings, queryHash, result.kind, tables);
   return { allowed: true, violations: [], kind: result.kind, tables, rewritten, parameters: [], queryHash };
@@ -116,11 +120,23 @@ async function rewriteOrDeny(input: Parameters<typeof rewriteQuery>[0], findings
   }
 }
 
-/** Differential privacy is applied by a later stage of the pipeline; until it runs, a query that requires it is refused. */
-function privacyGate(agreement: Agreement, tables: readonly string[], template: string | undefined, findings: Findings): void {
-  for (const policy of agreement.privacy?.policies ?? []) {
-    if (!policy.required) continue;
-    const applies = (policy.table !== undefined && tables.includes(policy.table)) || (template !== undefined && policy.template === template);
-    if (applies) findings.add('privacy-required', `the agreement requires differential privacy for ${policy.template ?? policy.table ?? 'this query'}, which this Malus does not apply yet`, null);
+/** A query under a privacy policy: its DP plan and the rewrite that bounds each identity's contribution. */
+async function privately(
+  agreement: Agreement,
+  statement: AstNode,
+  applying: { policy: PrivacyPolicy; index: number },
+  constraints: Parameters<typeof planPrivacy>[3],
+  findings: Findings,
+  base: Pick<CheckedQuery, 'kind' | 'tables' | 'parameters' | 'queryHash'>,
+): Promise<CheckedQuery> {
+  const analysis = planPrivacy(agreement, statement, applying, constraints, findings);
+  if (analysis === undefined || !findings.empty) return denied(findings, base.queryHash, base.kind, base.tables);
+  let rewritten: string;
+  try {
+    rewritten = await rewritePrivate(statement, agreement.tables, analysis);
+  } catch {
+    findings.add('unsupported-syntax', 'the query uses syntax the rewrite cannot reproduce exactly', null);
+    return denied(findings, base.queryHash, base.kind, base.tables);
   }
+  return { allowed: true, violations: [], ...base, rewritten, privacy: analysis.privacy };
 }

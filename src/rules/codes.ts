@@ -69,7 +69,11 @@ export const VIOLATION_CODES = {
   'party-unknown': 'the party is not in the agreement',
   'not-analyst': 'the party does not have the analyst role',
   'analysis-provider': 'the table\'s custom rule does not let this analyst run templates',
-  'privacy-required': 'the agreement requires differential privacy for this table or template',
+  'dp-policy-conflict': 'two privacy policies apply to the query and the agreement has none for both',
+  'dp-query-shape': 'the query has a form whose answer differential privacy cannot bound',
+  'dp-identity-join': 'a table has no identity, or is not joined on it, so one person\'s rows cannot be bounded',
+  'dp-groups': 'a group key has no public domain and the policy selects no groups by noisy threshold',
+  'dp-bounds-missing': 'a summed column has no clamping bounds in the privacy policy',
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;

@@ -62,14 +62,14 @@ export interface RewriteInput {
   readonly cteNames?: ReadonlySet<string>;
 }
 
-export async function rewriteQuery(input: RewriteInput): Promise<string> {
-  const model = await modelShapes();
-  const statement = clone(input.statement);
+/** A copy of the statement with every agreement table named in DATA_SCHEMA (CTE names left alone). */
+export function resolveTables(original: AstNode, tables: readonly Table[], cteNames?: ReadonlySet<string>): AstNode {
+  const statement = clone(original);
   for (const node of descendants(statement)) {
     if ('class' in node || text(node, 'type') !== 'BASE_TABLE') continue;
     const written = text(node, 'table_name');
-    if (input.cteNames?.has(written.toLowerCase()) === true) continue;
-    const table = findTable(input.tables, written);
+    if (cteNames?.has(written.toLowerCase()) === true) continue;
+    const table = findTable(tables, written);
     if (table === undefined) throw new MalusError('internal', `the rewrite met a table the check did not: ${written}`);
     // Keep the name the query qualified its columns with, now as an alias.
     if (text(node, 'alias') === '') node.alias = written;
@@ -77,6 +77,12 @@ export async function rewriteQuery(input: RewriteInput): Promise<string> {
     node.catalog_name = '';
     node.table_name = table.name;
   }
+  return statement;
+}
+
+export async function rewriteQuery(input: RewriteInput): Promise<string> {
+  const model = await modelShapes();
+  const statement = resolveTables(input.statement, input.tables, input.cteNames);
   const select = statement.node as AstNode;
   const items = nodes(select.select_list);
   if (input.groupBySelection) {

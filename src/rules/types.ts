@@ -50,4 +50,42 @@ export interface QueryPrivacy {
   readonly mechanism: 'laplace' | 'gaussian';
   /** What one run spends from the collaboration's (and the analyst's) budget. */
   readonly cost: PrivacyCost;
+  /** What the enclave does with the exact, bounded statistics the rewritten SQL returns. */
+  readonly plan: DpPlan;
 }
+
+/** One noisy statistic per group, a column `name` of the rewritten SQL's rows (its exact value as text). */
+export interface DpMeasurement {
+  readonly name: string;
+  /** identities: distinct identities of the first table (the release threshold); rows: COUNT(*); distinct-identities: COUNT(DISTINCT another table's identity); sum: clamped SUM in integer units; values: non-null values of a column (AVG's count). */
+  readonly statistic: 'identities' | 'rows' | 'distinct-identities' | 'sum' | 'values';
+  readonly mechanism: 'laplace' | 'gaussian';
+  /** The noise scale, rational text: b of the discrete Laplace, sigma of the discrete Gaussian, in units. */
+  readonly scale: string;
+  /** What one unit is worth in the output, rational text ("1/100" for cents). */
+  readonly unit: string;
+  /** For a sum: the clamping bounds in units, and the decimals of the output. */
+  readonly bounds?: readonly [string, string];
+  readonly decimals?: number;
+}
+
+export type DpColumn =
+  | { readonly name: string; readonly source: 'group'; readonly index: number }
+  | { readonly name: string; readonly source: 'measurement'; readonly index: number }
+  /** AVG: the noisy sum over the noisy count. */
+  | { readonly name: string; readonly source: 'ratio'; readonly numerator: number; readonly denominator: number };
+
+export interface DpPlan {
+  readonly measurements: readonly DpMeasurement[];
+  /** The group keys, columns malus_g_<i> of the rewritten SQL's rows; with a public domain, exactly those values are released. */
+  readonly groups: readonly { readonly name: string; readonly domain?: readonly string[] }[];
+  /** A group is released only when the noisy count of its identities (measurement 0) is at least this (integer text). */
+  readonly threshold?: string;
+  /** The output columns, in the order of the query's select list. */
+  readonly columns: readonly DpColumn[];
+  readonly maxRowsPerIdentity: number;
+  readonly maxGroupsPerIdentity: number;
+}
+
+/** The parameter that seeds the random choice of each identity's groups (the enclave binds a fresh one per run). */
+export const DP_SEED_PARAMETER = 'malus_seed';

@@ -6,6 +6,7 @@ import { registerJsonBody } from './body.js';
 import type { ServerContext } from './context.js';
 import { handleError, sendProblem } from './problem.js';
 import { collaborationRoutes } from './routes/collaborations.js';
+import { budgetRoutes } from './routes/budget.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { logRoutes } from './routes/log.js';
 import { keyDecisionRoutes } from './routes/key-decisions.js';
@@ -99,6 +100,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerAuthentication(app, options.context);
   await app.register(metaRoutes(API_VERSION));
   await app.register(collaborationRoutes(options.context));
+  await app.register(budgetRoutes(options.context));
   await app.register(logRoutes(options.context, { publicEntries: options.publicEntries ?? false }));
   if (options.context.dataDir !== undefined) await app.register(datasetRoutes(options.context));
   const confidential = options.context.confidential;

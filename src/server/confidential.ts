@@ -4,7 +4,7 @@ import { appraise, evidenceBinding, type Attester, type EvidenceFormat } from '.
 import type { ClaimedJobView, JobReceiptView, JobView, SealedResultView, SubmitJobBody, WorkerView } from '../api/index.js';
 import { fromBase64Url, type KeyPair } from '../crypto/index.js';
 import { SIMULATED_NOTICE, registrationSubject, statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
-import { MalusError, isErrorCode } from '../errors/index.js';
+import { MalusError, isErrorCode, isMalusError } from '../errors/index.js';
 import {
   consumeChallenge,
   sha256Ref,
@@ -15,8 +15,9 @@ import {
 } from '../keyrelease/index.js';
 import { decodeEvent, type LogEvent } from '../ledger/index.js';
 import { checkQuery, type QueryRequest } from '../rules/index.js';
-import type { JobRecord, Store, WorkerRecord } from '../store/index.js';
+import type { JobRecord, PrivacyChargeInput, Store, WorkerRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
+import { privacyCharge, privacyRefund, refreshNote } from './budget.js';
 import { activeAgreementOf, versionEvidence } from './collaborations.js';
 import type { ConfidentialServices, ServerContext } from './context.js';
 import { receiptFor } from './log.js';
@@ -188,8 +189,10 @@ export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, 
   const active = await activeAgreementOf(ctx, id, now);
   if (active === undefined) throw new MalusError('conflict', `collaboration ${id} has no active agreement`);
   const roles = active.agreement.parties.find((p) => p.id === caller.id)?.roles ?? [];
+  const jobId = `job-${randomBytes(16).toString('hex')}`;
   let spec: Record<string, unknown>;
   let datasets: string[];
+  let charge: PrivacyChargeInput | undefined;
   if (body.kind === 'query') {
     if (!roles.includes('analyst')) throw new MalusError('forbidden', 'only an analyst of the active agreement submits queries');
     const query: QueryRequest = 'sql' in body ? { sql: body.sql } : { template: body.template, parameters: body.parameters };
@@ -202,6 +205,8 @@ export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, 
     const tables = await datasetsOfTables(ctx, id, checked.tables, body.datasets ?? {});
     spec = { kind: 'query', query, tables };
     datasets = Object.values(tables);
+    // Charged before it can run, in the transaction that queues it (docs/dp.md).
+    if (checked.privacy !== undefined) charge = privacyCharge(active.agreement, jobId, caller.id, checked.privacy.cost, now);
   } else {
     if (!roles.some((r) => r === 'analyst' || r === 'provider')) {
       throw new MalusError('forbidden', 'only an analyst or a provider of the active agreement submits jobs');
@@ -216,7 +221,7 @@ export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, 
     datasets = body.datasets;
   }
   const job: JobRecord = {
-    id: `job-${randomBytes(16).toString('hex')}`,
+    id: jobId,
     collaborationId: id,
     agreementHash: active.hash,
     kind: body.kind,
@@ -243,7 +248,12 @@ export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, 
     agreement: active.hash,
     datasets: job.datasets,
   };
-  await ctx.store.jobs.create(job, [toLogAppend(event)]);
+  try {
+    await ctx.store.jobs.create(job, [toLogAppend(event)], charge);
+  } catch (error) {
+    if (isMalusError(error, 'budget-exhausted')) throw new MalusError('budget-exhausted', `${error.message}; ${refreshNote(active.agreement, now)}`);
+    throw error;
+  }
   return jobView(job);
 }
 
@@ -404,8 +414,10 @@ export async function finishJob(
     ...(code === undefined ? {} : { code }),
   });
   if ('error' in body) {
-    const event = finished('failed', null, failureCode(body.error));
-    return jobView(await ctx.store.jobs.finish(job.id, worker.id, { state: 'failed', error: body.error }, now, [toLogAppend(event)]));
+    const code = failureCode(body.error);
+    const event = finished('failed', null, code);
+    // A charge comes back only when the job failed before its query ran on data (REFUNDABLE_FAILURES).
+    return jobView(await ctx.store.jobs.finish(job.id, worker.id, { state: 'failed', error: body.error }, now, [toLogAppend(event)], privacyRefund(code, now)));
   }
   const { statement } = body.result;
   const problems: string[] = [];

@@ -17,6 +17,8 @@ export type {
   LogEntryRecord,
   LogRepository,
   NonceRepository,
+  PrivacyChargeInput,
+  PrivacyChargeRecord,
   SignatureRecord,
   SqliteStoreOptions,
   Store,

@@ -1,3 +1,5 @@
+import type { PrivacyCost } from '../dp/index.js';
+
 /**
  * Persistence interfaces. Every method is async so that a PostgreSQL implementation can satisfy
  * the same interfaces; every implementation must pass test/store/contract.ts.
@@ -261,9 +263,43 @@ export interface JobRecord {
   updatedAt: string;
 }
 
+/** A row of the privacy accountant: what a job was charged, or given back, from one budget period. */
+export interface PrivacyChargeRecord {
+  collaborationId: string;
+  jobId: string;
+  kind: 'charge' | 'refund';
+  /** Party id of the analyst who submitted the job. */
+  analyst: string;
+  /** The budget period it counts against (`budgetPeriod` of src/dp); a refund keeps its charge's. */
+  period: string;
+  /** Exact rational texts. */
+  cost: PrivacyCost;
+  /** Log index of its privacy.charged or privacy.refunded entry. */
+  entry: number;
+  createdAt: string;
+}
+
+/** What a job is charged as it is queued, and the budgets the charge must fit. */
+export interface PrivacyChargeInput {
+  analyst: string;
+  period: string;
+  cost: PrivacyCost;
+  /** The collaboration's budget for a period. */
+  budget: PrivacyCost;
+  /** The analyst's own budget, when the agreement gives it one. */
+  analystBudget?: PrivacyCost;
+  /** Its privacy.charged entry, appended after the job's events. */
+  event: LogAppend;
+}
+
 export interface JobRepository {
-  /** Inserts a queued job with its log events in one transaction. */
-  create(job: JobRecord, events?: readonly LogAppend[]): Promise<void>;
+  /**
+   * Inserts a queued job with its log events in one transaction. With a charge, the same
+   * transaction (IMMEDIATE: every writer waits) sums the period's charges minus refunds, of the
+   * collaboration and of the analyst, and refuses with MalusError('budget-exhausted') when the
+   * charge does not fit, writing nothing; else it records the charge and appends its event.
+   */
+  create(job: JobRecord, events?: readonly LogAppend[], charge?: PrivacyChargeInput): Promise<void>;
   get(id: string): Promise<JobRecord | undefined>;
   /**
    * Gives the oldest queued job whose measurements include the worker's to that worker (state
@@ -280,7 +316,9 @@ export interface JobRepository {
   /**
    * Ends a running job held by this worker, with its log events, in one transaction; the job's
    * finishedEntry becomes the index of the first event (null without events). Throws
-   * MalusError('conflict') when the job is not running or is held by another worker.
+   * MalusError('conflict') when the job is not running or is held by another worker. With
+   * `refund`, a failed job's charge (if it has one not yet refunded) is given back in the same
+   * transaction, its privacy.refunded entry made by `refund` from the charge.
    */
   finish(
     id: string,
@@ -288,9 +326,12 @@ export interface JobRepository {
     outcome: { state: 'succeeded'; result: Record<string, unknown> } | { state: 'failed'; error: string },
     now: Date,
     events?: readonly LogAppend[],
+    refund?: (charge: PrivacyChargeRecord) => LogAppend,
   ): Promise<JobRecord>;
   /** Jobs of a collaboration, newest first. */
   list(collaborationId: string): Promise<JobRecord[]>;
+  /** The accountant's rows of a collaboration (of one period, when given), in log order. */
+  charges(collaborationId: string, period?: string): Promise<PrivacyChargeRecord[]>;
 }
 
 /** An enclave worker as it registered: its keys and the measurement its verified evidence showed. */

@@ -50,7 +50,10 @@ describe('the example agreement', () => {
       ['impressions', PUB],
     ]);
     expect(base.tables[0]?.columns[3]).toEqual({ name: 'order_value', type: 'DECIMAL(12,2)' });
-    expect(base.templates?.map((t) => [t.name, t.approvedBy])).toEqual([['reach_and_conversions', [ADV, PUB]]]);
+    expect(base.templates?.map((t) => [t.name, t.approvedBy])).toEqual([
+      ['reach_and_conversions', [ADV, PUB]],
+      ['buyers_by_campaign', [ADV, PUB]],
+    ]);
     expect(base.validFrom).toBe('2026-01-01T00:00:00Z');
     expect(base.validUntil).toBe('2026-04-01T00:00:00Z');
   });
@@ -267,6 +270,7 @@ const crossCases: Case[] = [
     [
       { path: 'tables[1].name', message: 'duplicate table conversions' },
       { path: 'templates[0].outputConstraints[0].table', message: 'table impressions is not in tables' },
+      { path: 'privacy.policies[0].publicDomain[0].column', message: 'impressions.campaign_id is not a column of the agreement' },
     ],
   ],
   [

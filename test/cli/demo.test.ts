@@ -26,16 +26,19 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toMatch(/publisher\): 200,000 rows \(ad impressions of 60,000 viewers\), [\d.]+ MB CSV -> [\d.]+ MB ciphertext/);
   expect(stdout).toMatch(/advertiser\): 50,000 rows \(purchases of 20,000 buyers/);
   expect(stdout).toMatch(/impressions-2026-11 uploaded \([\d.]+ MB in \d+ pieces?\), key registered: yes/);
-  // 9 campaign names (6 large, 3 small) and 4 people's e-mail hashes in both cases.
-  expect(stdout).toMatch(/searched \d+ server files for 17 e-mail hashes and campaign names: 0 found/);
+  // The 3 small campaigns (the 6 large ones are a public domain in the agreement) and 4 people's e-mail hashes in both cases.
+  expect(stdout).toMatch(/searched \d+ server files for 11 e-mail hashes and unpublished campaign names: 0 found/);
   expect(stdout).toContain("impressions-2026-11: the enclave's commitment matches the owner's key; 200,000 rows decrypted into DuckDB");
   expect(stdout).toContain("conversions-2026-11: the enclave's commitment matches the owner's key; 50,000 rows decrypted into DuckDB");
   expect(stdout).toContain('entries dataset.registered: 2');
   expect(stdout).toContain('key release denied: measurement-not-pinned');
   expectGovernedQueries(stdout);
-  // The dataset check and three query jobs: each was granted the keys once.
-  expect(stdout).toContain('entries job.finished: 4');
-  expect(stdout).toContain('entries key.granted: 4');
+  expectDifferentialPrivacy(stdout);
+  // The dataset check, three governed queries, two threshold-only attack queries and three runs under DP: each was granted the keys once.
+  expect(stdout).toContain('entries job.finished: 9');
+  expect(stdout).toContain('entries key.granted: 9');
+  expect(stdout).toContain('entries privacy.charged: 3');
+  expect(stdout).toMatch(/period \d{4}-\d{2}: spent epsilon 3\n/);
   expect(stdout).toContain('entries key.denied: 1');
   expect(stdout).toContain(DONE);
 }
@@ -49,6 +52,23 @@ function stepText(stdout: string, title: string): string {
   if (start < 0) throw new Error(`no step "${title}" in:\n${stdout}`);
   const end = stdout.slice(start).search(/\n\d+\. /);
   return end < 0 ? stdout.slice(start) : stdout.slice(start, start + end);
+}
+
+function expectDifferentialPrivacy(stdout: string): void {
+  const count = stepText(stdout, 'It asks for buyers by campaign from the template the agreement answers only with differential privacy');
+  expect(count).toMatch(/budget before: epsilon spent 0 of 3, 3 left this period/);
+  expect(count).toMatch(new RegExp(`job ${JOB}: 6 campaigns; the signed statement records the cost \\(epsilon 1\\) and the noise`));
+  expect(count).toMatch(/cmp-spring +\d+ ± \d+ \(95%, laplace noise of scale 3\)/);
+  expect(count).toMatch(/budget after: epsilon spent 1 of 3, 2 left this period/);
+
+  const attack = stepText(stdout, 'A differencing attack: two allowed answers, subtracted, tell about one person');
+  expect(attack).toMatch(/\d+ − \d+ = [01]: the attack works, the person (saw|did not see) cmp-spring/);
+  expect(attack).toMatch(/-?\d+ − \d+ = -?\d+: each answer is ± \d+ at 95%, so a difference of 0 or 1 is lost in the noise/);
+  expect(attack).toMatch(/budget: epsilon spent 2 of 3, 1 left/);
+
+  const exhausted = stepText(stdout, 'Asking again to average the noise away runs into the budget');
+  expect(exhausted).toMatch(/epsilon spent 3 of 3, 0 left/);
+  expect(exhausted).toContain('a fourth: refused (409 budget-exhausted):');
 }
 
 function expectGovernedQueries(stdout: string): void {
@@ -95,7 +115,7 @@ function expectGovernedQueries(stdout: string): void {
   expect(
     opened.match(/^ {5}not among them: cmp-pilot, cmp-local, cmp-influencer were shown to 40, 24, 9 people, fewer than 50 each \(the demo built the data, so it knows\)$/gm),
   ).toHaveLength(2);
-  expect(opened).toContain('buyers among the viewers: 15,000, the overlap the demo built into the tables');
+  expect(opened).toContain('buyers among the viewers: 15,001, the overlap the demo built into the tables');
   // The top campaigns: a header and three large campaigns with their counts, never a small one.
   expect(opened.match(/^ {5}campaign_id +viewers +buyers +revenue$/gm)).toHaveLength(2);
   expect(opened.match(/^ {5}cmp-(spring|summer|autumn|winter|brand|retarget) +[\d,]+ +[\d,]+ +[\d,]+\.\d{2}$/gm)).toHaveLength(6);

@@ -35,6 +35,16 @@ describe('malus query check', () => {
     expect(hasStackTrace(result.stderr)).toBe(false);
   });
 
+  it('reports what a query under differential privacy would spend, and its noise', async () => {
+    const result = await run(['query', 'check', '--agreement', 'draft.yaml', '--template', 'buyers_by_campaign', '--param', 'until=2026-11-30']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('differential privacy (policy 0, pure accounting): each run spends epsilon 1');
+    expect(result.stdout).toContain('identities: laplace noise, scale 3');
+    expect(result.stdout).toContain('a group is released when its noisy identity count is at least 50');
+    const json = await run(['query', 'check', '--agreement', 'draft.yaml', '--template', 'buyers_by_campaign', '--param', 'until=2026-11-30', '--json']);
+    expect((JSON.parse(json.stdout) as { privacy: { cost: unknown } }).privacy.cost).toEqual({ epsilon: '1' });
+  });
+
   it('prints JSON with positions', async () => {
     const sql = "SELECT count(*) FROM read_csv('/etc/passwd')";
     const result = await run(['query', 'check', '--agreement', 'draft.yaml', '--sql', sql, '--json']);

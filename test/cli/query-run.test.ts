@@ -94,6 +94,19 @@ describe('malus query run', () => {
   });
 });
 
+describe('a template under differential privacy', () => {
+  it('answers from the public domain only, and says what it spent and how noisy each column is', async () => {
+    const result = await run(['query', 'run', ...on('adv.json'), '--template', 'buyers_by_campaign', '--param', 'until=2026-12-31', '--out', 'dp.csv', '--log-key', logKey, '--sim-root', simRoot]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('differential privacy: this result spent epsilon 1 (pure accounting)');
+    expect(result.stderr).toMatch(/buyers: laplace noise of scale 3, ±\d+ at 95%/);
+    // Only campaigns the agreement publishes, and only those whose noisy count of buyers reaches k = 50:
+    // the data here has none of them, and cmp-0 (55 buyers) is not in the public domain.
+    expect(result.stderr).toContain('result: 0 rows released');
+    expect(readFileSync(join(dir, 'dp.csv'), 'utf8')).toBe('campaign_id,buyers\r\n');
+  });
+});
+
 describe('malus job and result', () => {
   it('lists and shows jobs', async () => {
     const listed = await run(['job', 'list', ...on('op.json')]);

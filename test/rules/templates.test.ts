@@ -90,12 +90,6 @@ describe('who asks', () => {
   it('refuses a party that is not in the agreement', async () => {
     expect(await codes({ sql: 'SELECT 1' }, '0123456789abcdef0123')).toContain('party-unknown');
   });
-  it('refuses a query that the agreement requires differential privacy for', async () => {
-    const d = mutable(agreement);
-    d.privacy.policies = [{ table: 'impressions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }];
-    const checked = await checkQuery(d, { sql: 'SELECT campaign_id, COUNT(DISTINCT email_hash) AS n FROM impressions GROUP BY 1' }, { as: advertiser });
-    expect(checked.violations.map((v) => v.code)).toEqual(['privacy-required']);
-  });
 });
 
 describe('the k constraint on real rows', () => {

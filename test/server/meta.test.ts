@@ -37,6 +37,7 @@ describe('GET /openapi.json', () => {
     '/v1/collaborations/{id}': ['get'],
     '/v1/collaborations/{id}/signatures': ['post'],
     '/v1/collaborations/{id}/agreement': ['get'],
+    '/v1/collaborations/{id}/budget': ['get'],
     '/v1/log/checkpoint': ['get'],
     '/v1/log/checkpoints': ['get'],
     '/v1/log/key': ['get'],

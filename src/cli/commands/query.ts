@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { submitQuery, waitForJob, type QueryJobBody } from '../../client/index.js';
 import { MalusError, isMalusError, type ErrorCode } from '../../errors/index.js';
-import { checkQuery, type CheckedQuery, type ParameterValue, type QueryRequest, type Violation } from '../../rules/index.js';
+import { checkQuery, type CheckedQuery, type ParameterValue, type QueryPrivacy, type QueryRequest, type Violation } from '../../rules/index.js';
 import { printJson, readTextFile, type CliIo } from '../io.js';
 import { clientFor, collect as collectRepeated, withServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
@@ -64,9 +64,20 @@ export function describeViolation(violation: Violation, sql: string): string {
   return `${head}\n    at line ${lineNumber}, column ${column + 1}\n    | ${shown}\n    | ${' '.repeat(column - from + (from > 0 ? 1 : 0))}^`;
 }
 
+/** What a query under a privacy policy would spend, and the noise its answers get. */
+export function describePrivacy(privacy: QueryPrivacy): string {
+  const cost = Object.entries(privacy.cost).map(([unit, amount]) => `${unit} ${amount}`).join(', ');
+  const lines = [`differential privacy (policy ${privacy.policy}, ${privacy.accounting} accounting): each run spends ${cost}`];
+  for (const m of privacy.plan.measurements) lines.push(`  ${m.statistic}: ${m.mechanism} noise, scale ${m.scale} (one unit = ${m.unit})`);
+  if (privacy.plan.threshold !== undefined) lines.push(`  a group is released when its noisy identity count is at least ${privacy.plan.threshold}`);
+  lines.push(`  each identity adds at most ${privacy.plan.maxRowsPerIdentity} row(s) to each of at most ${privacy.plan.maxGroupsPerIdentity} group(s)`);
+  return `${lines.join('\n')}\n`;
+}
+
 export function describeCheck(checked: CheckedQuery, sql: string): string {
   if (checked.allowed) {
-    return `allowed: ${checked.kind ?? ''} query over ${checked.tables.join(', ')}\nrewritten (what the enclave runs):\n  ${checked.rewritten}\n`;
+    const privacy = checked.privacy === undefined ? '' : describePrivacy(checked.privacy);
+    return `allowed: ${checked.kind ?? ''} query over ${checked.tables.join(', ')}\n${privacy}rewritten (what the enclave runs):\n  ${checked.rewritten}\n`;
   }
   const lines = [`denied: ${checked.violations.length} violation${checked.violations.length === 1 ? '' : 's'}`];
   for (const v of checked.violations) lines.push(describeViolation(v, sql));
@@ -82,14 +93,14 @@ export function registerQuery(program: Command, io: CliIo): void {
       .description('check a query offline against an agreement file (a draft is enough): exit 0 allowed, 1 denied, 2 bad usage')
       .requiredOption('--agreement <file>', 'the agreement (YAML or JSON); signatures are not needed')
       .option('--as <party>', 'check as this party id (its roles count)')
-      .option('--json', 'print {"allowed", "violations", "rewritten"} as JSON'),
+      .option('--json', 'print {"allowed", "violations", "rewritten", "privacy"} as JSON'),
   ).action(async (options: QuerySource & { agreement: string; as?: string; json?: boolean }) => {
     const agreement = readAgreementFile(options.agreement);
     const request = queryRequestOf(options);
     if (options.as !== undefined && !/^[0-9a-f]{20}$/.test(options.as)) throw new MalusError('usage', '--as takes a party id (20 lower-case hex characters)');
     const checked = await checkQuery(agreement, request, options.as === undefined ? {} : { as: options.as });
     const sql = request.sql ?? agreement.templates?.find((t) => t.name === request.template)?.sql ?? '';
-    if (options.json === true) printJson(io, { allowed: checked.allowed, violations: checked.violations, rewritten: checked.rewritten });
+    if (options.json === true) printJson(io, { allowed: checked.allowed, violations: checked.violations, rewritten: checked.rewritten, ...(checked.privacy === undefined ? {} : { privacy: checked.privacy }) });
     else io.out(describeCheck(checked, sql));
     if (!checked.allowed) throw new MalusError('query-denied', `the query breaks the agreement's rules (${checked.violations.map((v) => v.code).join(', ')})`);
   });

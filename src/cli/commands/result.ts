@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openJobResult, type OpenedResult } from '../../client/index.js';
-import type { ResultRows } from '../../engine/index.js';
+import type { PrivacyReport, ResultRows } from '../../engine/index.js';
 import { printJson, writeOrPrint, type CliIo } from '../io.js';
 import { clientFor, collect, simRootFingerprints, withServerOptions, type CollabServerOptions } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
@@ -54,6 +54,20 @@ export interface OpenOptions extends CollabServerOptions {
   agreement?: string;
 }
 
+/** The privacy report of a result: what it cost and how far each noisy column may be from the exact bounded value. */
+export function describeNoise(privacy: PrivacyReport): string {
+  const cost = Object.entries(privacy.cost).map(([unit, amount]) => `${unit} ${amount}`).join(', ');
+  const lines = [`differential privacy: this result spent ${cost} (${privacy.accounting} accounting)`];
+  for (const c of privacy.columns) {
+    if (c.of !== undefined) {
+      lines.push(`  ${c.column}: noisy sum (${c.of.sum.mechanism}, scale ${c.of.sum.scale}, ±${c.of.sum.ci95} at 95%) over noisy count (scale ${c.of.count.scale}, ±${c.of.count.ci95})`);
+    } else {
+      lines.push(`  ${c.column}: ${c.mechanism} noise of scale ${c.scale ?? '?'}, ±${c.ci95 ?? '?'} at 95%`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export function withOpenOptions(command: Command): Command {
   return command
     .option('--log-key <vkey>', "pin the log's note verifier key (default: the server's, printed)")
@@ -72,11 +86,13 @@ export async function openAndShow(io: CliIo, id: string, options: OpenOptions, {
     ...(simRoots === undefined ? {} : { simRoots }),
     ...(options.agreement === undefined ? {} : { agreement: readAgreementFile(options.agreement) }),
   });
+  const { privacy } = opened.rows;
   if (options.json === true) {
-    printJson(io, { columns: opened.rows.columns, rows: opened.rows.rows, verdict: opened.verdict });
+    printJson(io, { columns: opened.rows.columns, rows: opened.rows.rows, ...(privacy === undefined ? {} : { privacy }), verdict: opened.verdict });
     return;
   }
   io.err(describeVerified(opened, { note }));
+  if (privacy !== undefined) io.err(describeNoise(privacy));
   if (options.out === undefined) io.out(resultTable(opened.rows, Number.POSITIVE_INFINITY));
   else writeOrPrint(io, options.out, resultCsv(opened.rows), 'result');
 }

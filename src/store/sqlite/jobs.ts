@@ -1,6 +1,16 @@
 import type Database from 'better-sqlite3';
+import { addCosts, describeCost, remainingBudget, subtractCosts, withinBudget, type PrivacyCost } from '../../dp/index.js';
 import { MalusError } from '../../errors/index.js';
-import type { JobRecord, JobRepository, JobState, LogAppend, WorkerRecord, WorkerRepository } from '../types.js';
+import type {
+  JobRecord,
+  JobRepository,
+  JobState,
+  LogAppend,
+  PrivacyChargeInput,
+  PrivacyChargeRecord,
+  WorkerRecord,
+  WorkerRepository,
+} from '../types.js';
 import { attempt, isUniqueViolation } from './errors.js';
 import { logAppender } from './log.js';
 
@@ -45,6 +55,52 @@ function toJob(row: JobRow): JobRecord {
   };
 }
 
+interface ChargeRow {
+  job_id: string;
+  kind: string;
+  collaboration_id: string;
+  analyst: string;
+  period: string;
+  epsilon: string | null;
+  rho: string | null;
+  delta: string | null;
+  log_index: number;
+  created_at: string;
+}
+
+const CHARGE_COLUMNS = 'job_id, kind, collaboration_id, analyst, period, epsilon, rho, delta, log_index, created_at';
+
+const toCharge = (row: ChargeRow): PrivacyChargeRecord => ({
+  collaborationId: row.collaboration_id,
+  jobId: row.job_id,
+  kind: row.kind as PrivacyChargeRecord['kind'],
+  analyst: row.analyst,
+  period: row.period,
+  cost: {
+    ...(row.epsilon === null ? {} : { epsilon: row.epsilon }),
+    ...(row.rho === null ? {} : { rho: row.rho }),
+    ...(row.delta === null ? {} : { delta: row.delta }),
+  },
+  entry: row.log_index,
+  createdAt: row.created_at,
+});
+
+/** Charges minus refunds. */
+function spentOf(rows: readonly PrivacyChargeRecord[]): PrivacyCost {
+  const sum = (kind: PrivacyChargeRecord['kind']): PrivacyCost => addCosts(...rows.filter((r) => r.kind === kind).map((r) => r.cost));
+  return subtractCosts(sum('charge'), sum('refund'));
+}
+
+/** Refuses a charge that does not fit what is left of one budget. */
+function checkFits(whose: string, rows: readonly PrivacyChargeRecord[], charge: PrivacyChargeInput, budget: PrivacyCost): void {
+  const spent = spentOf(rows);
+  if (withinBudget(addCosts(spent, charge.cost), budget)) return;
+  throw new MalusError(
+    'budget-exhausted',
+    `${whose} privacy budget for period ${charge.period} has ${describeCost(remainingBudget(budget, spent))} left; this query costs ${describeCost(charge.cost)}`,
+  );
+}
+
 export function sqliteJobs(db: Database.Database): JobRepository {
   const insert = db.prepare<[JobRow]>(
     `INSERT INTO jobs (${JOB_COLUMNS}, seq)
@@ -67,10 +123,61 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   const markFinishedEntry = db.prepare<[number, string]>('UPDATE jobs SET finished_entry = ? WHERE id = ?');
   const ofCollaboration = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE collaboration_id = ? ORDER BY seq DESC`);
   const appendEvents = logAppender(db);
+  const insertCharge = db.prepare<[ChargeRow]>(
+    `INSERT INTO privacy_charges (${CHARGE_COLUMNS})
+     VALUES (@job_id, @kind, @collaboration_id, @analyst, @period, @epsilon, @rho, @delta, @log_index, @created_at)`,
+  );
+  const chargesOfPeriod = db.prepare<[string, string], ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM privacy_charges WHERE collaboration_id = ? AND period = ? ORDER BY log_index`,
+  );
+  const chargesOfCollaboration = db.prepare<[string], ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM privacy_charges WHERE collaboration_id = ? ORDER BY log_index`,
+  );
+  const chargeOfJob = db.prepare<[string, string], ChargeRow>(`SELECT ${CHARGE_COLUMNS} FROM privacy_charges WHERE job_id = ? AND kind = ?`);
 
-  const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[]) => {
+  /** Records a charge or refund row with its entry, which is appended here. */
+  const recordCharge = (record: Omit<PrivacyChargeRecord, 'entry'>, event: LogAppend): void => {
+    insertCharge.run({
+      job_id: record.jobId,
+      kind: record.kind,
+      collaboration_id: record.collaborationId,
+      analyst: record.analyst,
+      period: record.period,
+      epsilon: record.cost.epsilon ?? null,
+      rho: record.cost.rho ?? null,
+      delta: record.cost.delta ?? null,
+      log_index: appendEvents([event]),
+      created_at: record.createdAt,
+    });
+  };
+
+  // Runs inside the IMMEDIATE transaction: no other writer, in this process or another, can charge
+  // between the sum and the insert, so racing queries never spend more than the budget.
+  const chargeOnce = (job: JobRow, charge: PrivacyChargeInput): void => {
+    if (Object.keys(addCosts(charge.cost)).length === 0) throw new MalusError('invalid-input', 'a privacy charge names no amount');
+    const rows = chargesOfPeriod.all(job.collaboration_id, charge.period).map(toCharge);
+    checkFits("the collaboration's", rows, charge, charge.budget);
+    if (charge.analystBudget !== undefined) {
+      checkFits("the analyst's", rows.filter((r) => r.analyst === charge.analyst), charge, charge.analystBudget);
+    }
+    recordCharge(
+      {
+        collaborationId: job.collaboration_id,
+        jobId: job.id,
+        kind: 'charge',
+        analyst: charge.analyst,
+        period: charge.period,
+        cost: addCosts(charge.cost),
+        createdAt: job.created_at,
+      },
+      charge.event,
+    );
+  };
+
+  const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[], charge: PrivacyChargeInput | undefined) => {
     insert.run(row);
     if (events.length > 0) appendEvents(events);
+    if (charge !== undefined) chargeOnce(row, charge);
   });
   const claimOnce = db.transaction(
     (workerId: string, measurement: string, now: string, events: ((job: JobRecord) => readonly LogAppend[]) | undefined): JobRow | undefined => {
@@ -84,17 +191,32 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     },
   );
   const finishOnce = db.transaction(
-    (id: string, workerId: string, state: string, result: string | null, error: string | null, now: string, events: readonly LogAppend[]) => {
+    (
+      id: string,
+      workerId: string,
+      state: string,
+      result: string | null,
+      error: string | null,
+      now: string,
+      events: readonly LogAppend[],
+      refund: ((charge: PrivacyChargeRecord) => LogAppend) | undefined,
+    ) => {
       if (end.run(state, result, error, now, id, workerId).changes !== 1) {
         throw new MalusError('conflict', `job ${id} is not running on this worker`);
       }
       if (events.length > 0) markFinishedEntry.run(appendEvents(events), id);
+      const charged = state === 'failed' && refund !== undefined ? chargeOfJob.get(id, 'charge') : undefined;
+      // A job ends once (the update above), so a refund can follow only its own charge, and only once.
+      if (charged !== undefined && refund !== undefined && chargeOfJob.get(id, 'refund') === undefined) {
+        const charge = toCharge(charged);
+        recordCharge({ ...charge, kind: 'refund', createdAt: now }, refund(charge));
+      }
       return select.get(id) as JobRow;
     },
   );
 
   return {
-    create(job, events = []) {
+    create(job, events = [], charge) {
       return attempt(db, 'queue a job', () => {
         try {
           createOnce.immediate(
@@ -116,6 +238,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
               updated_at: job.updatedAt,
             },
             events,
+            charge,
           );
         } catch (error) {
           if (isUniqueViolation(error)) throw new MalusError('conflict', `job ${job.id} exists`);
@@ -135,7 +258,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         return row === undefined ? undefined : toJob(row);
       });
     },
-    finish(id, workerId, outcome, now, events = []) {
+    finish(id, workerId, outcome, now, events = [], refund) {
       return attempt(db, 'finish a job', () => {
         const row = finishOnce.immediate(
           id,
@@ -145,12 +268,18 @@ export function sqliteJobs(db: Database.Database): JobRepository {
           outcome.state === 'failed' ? outcome.error : null,
           now.toISOString(),
           events,
+          refund,
         );
         return toJob(row);
       });
     },
     list(collaborationId) {
       return attempt(db, 'list jobs', () => ofCollaboration.all(collaborationId).map(toJob));
+    },
+    charges(collaborationId, period) {
+      return attempt(db, 'read privacy charges', () =>
+        (period === undefined ? chargesOfCollaboration.all(collaborationId) : chargesOfPeriod.all(collaborationId, period)).map(toCharge),
+      );
     },
   };
 }

@@ -42,8 +42,15 @@ import { MalusError } from '../../errors/index.js';
  * dataset_uploads    Uploads in progress, same key: the signed manifest, the owner, bytes_expected
  *                    and bytes_received. A row is deleted in the transaction that writes its dataset.
  *
- * Rows in agreements, agreement_members, signatures and the log tables are never updated or
- * deleted: they are append-only evidence.
+ * privacy_charges    The privacy accountant (version 6): one 'charge' row per job charged and at
+ *                    most one 'refund' row (primary key job_id, kind), with the collaboration, the
+ *                    analyst (party id), the budget period key (all, YYYY-MM-DD or YYYY-MM), the
+ *                    amounts as exact rational text (epsilon, rho, delta; NULL when not spent), the
+ *                    log index of its privacy.* entry and created_at. Spent = charges - refunds of
+ *                    a period; rows are written in the transaction of the job they are about.
+ *
+ * Rows in agreements, agreement_members, signatures, privacy_charges and the log tables are never
+ * updated or deleted: they are append-only evidence.
  */
 
 export interface Migration {
@@ -218,6 +225,26 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE workers ADD COLUMN certificates TEXT;
       ALTER TABLE workers ADD COLUMN challenge TEXT;
       ALTER TABLE jobs ADD COLUMN finished_entry INTEGER;
+    `,
+  },
+  {
+    version: 6,
+    description: 'the privacy accountant: charges and refunds per job and budget period',
+    sql: `
+      CREATE TABLE privacy_charges (
+        job_id           TEXT    NOT NULL REFERENCES jobs (id),
+        kind             TEXT    NOT NULL CHECK (kind IN ('charge', 'refund')),
+        collaboration_id TEXT    NOT NULL,
+        analyst          TEXT    NOT NULL,
+        period           TEXT    NOT NULL,
+        epsilon          TEXT,
+        rho              TEXT,
+        delta            TEXT,
+        log_index        INTEGER NOT NULL UNIQUE,
+        created_at       TEXT    NOT NULL,
+        PRIMARY KEY (job_id, kind)
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX privacy_charges_by_period ON privacy_charges (collaboration_id, period);
     `,
   },
 ];

@@ -1,0 +1,150 @@
+import type { Agreement } from '../agreement/index.js';
+import type { BudgetView } from '../api/index.js';
+import { addCosts, budgetPeriod, budgetsOf, describeCost, equalCosts, isRefundable, subtractCosts, withinBudget, type PrivacyCost } from '../dp/index.js';
+import type { LogEvent } from '../ledger/index.js';
+
+// The budget part of `malus log audit`: the spent budget recomputed from a collaboration's log
+// entries alone (charges minus refunds, per period and per analyst), every charge and refund
+// checked against the entries around it, and the result compared with what the server shows.
+
+export interface PeriodSpent {
+  period: string;
+  spent: PrivacyCost;
+  /** By analyst party id. */
+  analysts: Record<string, PrivacyCost>;
+}
+
+export interface BudgetAudit {
+  collaboration: string;
+  charges: number;
+  refunds: number;
+  /** From the log alone, in the order the periods first appear. */
+  periods: PeriodSpent[];
+  /** The server's current period next to the log's figure for it; absent when the server shows no budget. */
+  server?: { period: string; spent: PrivacyCost; log: PrivacyCost; matches: boolean };
+}
+
+interface Charge {
+  readonly index: number;
+  readonly analyst: string;
+  readonly period: string;
+  readonly cost: PrivacyCost;
+}
+
+const sameCharge = (a: Charge, b: Omit<Charge, 'index'>): boolean => a.analyst === b.analyst && a.period === b.period && equalCosts(a.cost, b.cost);
+
+/**
+ * Audits the budget of one collaboration from its entries in index order, the agreement versions
+ * by hash, and the server's budget view read with no entry appended in between.
+ */
+export function auditBudget(
+  collaboration: string,
+  entries: readonly { index: number; event: LogEvent }[],
+  agreements: ReadonlyMap<string, Agreement>,
+  view: BudgetView | undefined,
+): { audit: BudgetAudit; problems: string[] } {
+  const problems: string[] = [];
+  const submitted = new Map<string, { analyst: string; agreement: string }>();
+  const finished = new Map<string, { outcome: string; code: string | undefined }>();
+  const charges = new Map<string, Charge>();
+  const refunded = new Set<string>();
+  const periods = new Map<string, PeriodSpent>();
+  let chargeCount = 0;
+  let refundCount = 0;
+
+  const periodOf = (key: string): PeriodSpent => {
+    let found = periods.get(key);
+    if (found === undefined) periods.set(key, (found = { period: key, spent: {}, analysts: {} }));
+    return found;
+  };
+  const move = (charge: Omit<Charge, 'index'>, sign: 1 | -1): void => {
+    const p = periodOf(charge.period);
+    const step = (from: PrivacyCost): PrivacyCost => (sign === 1 ? addCosts(from, charge.cost) : subtractCosts(from, charge.cost));
+    p.spent = step(p.spent);
+    p.analysts[charge.analyst] = step(p.analysts[charge.analyst] ?? {});
+  };
+
+  for (const { index, event } of entries) {
+    if (event.type === 'job.submitted') {
+      if (event.actor.kind === 'party') submitted.set(event.job, { analyst: event.actor.id, agreement: event.agreement });
+    } else if (event.type === 'job.finished') {
+      finished.set(event.job, { outcome: event.outcome, code: event.code });
+    } else if (event.type === 'privacy.charged') {
+      chargeCount += 1;
+      const charge: Charge = { index, analyst: event.analyst, period: event.period, cost: event.cost };
+      const first = charges.get(event.job);
+      if (first !== undefined) problems.push(`${collaboration}: entry ${index} charges job ${event.job} a second time (first at entry ${first.index})`);
+      else charges.set(event.job, charge);
+      const job = submitted.get(event.job);
+      if (job === undefined) problems.push(`${collaboration}: entry ${index} charges job ${event.job}, which has no earlier job.submitted entry`);
+      else if (job.analyst !== event.analyst) problems.push(`${collaboration}: entry ${index} charges ${event.analyst} for job ${event.job}, submitted by ${job.analyst}`);
+      // Counted even when it is wrong: the log says it was spent.
+      move(charge, 1);
+      const settings = job === undefined ? undefined : agreements.get(job.agreement)?.privacy;
+      if (job !== undefined && settings === undefined) problems.push(`${collaboration}: entry ${index} charges job ${event.job}, whose agreement sets no privacy budget`);
+      if (settings !== undefined) {
+        const expected = budgetPeriod(settings.refresh, new Date(event.time)).key;
+        if (expected !== event.period) problems.push(`${collaboration}: entry ${index} charges period ${event.period}, but at ${event.time} the period is ${expected}`);
+        const budgets = budgetsOf(settings);
+        const p = periodOf(event.period);
+        if (!withinBudget(p.spent, budgets.collaboration)) {
+          problems.push(`${collaboration}: after entry ${index}, period ${event.period} has spent ${describeCost(p.spent)}, over the budget of ${describeCost(budgets.collaboration)}`);
+        }
+        const own = budgets.analyst(event.analyst);
+        const theirs = p.analysts[event.analyst] ?? {};
+        if (own !== undefined && !withinBudget(theirs, own)) {
+          problems.push(`${collaboration}: after entry ${index}, analyst ${event.analyst} has spent ${describeCost(theirs)} in period ${event.period}, over their budget of ${describeCost(own)}`);
+        }
+      }
+    } else if (event.type === 'privacy.refunded') {
+      refundCount += 1;
+      const charge = charges.get(event.job);
+      const end = finished.get(event.job);
+      if (charge === undefined) {
+        problems.push(`${collaboration}: entry ${index} refunds job ${event.job}, which was never charged`);
+        continue;
+      }
+      if (refunded.has(event.job)) {
+        problems.push(`${collaboration}: entry ${index} refunds job ${event.job} a second time`);
+        continue;
+      }
+      if (!sameCharge(charge, event)) {
+        problems.push(`${collaboration}: entry ${index} refunds job ${event.job} something other than its charge at entry ${charge.index}`);
+        continue;
+      }
+      if (end?.outcome !== 'failed' || end.code !== event.code || !isRefundable(event.code)) {
+        problems.push(`${collaboration}: entry ${index} refunds job ${event.job}, which did not fail before its query ran (${end === undefined ? 'not finished' : `${end.outcome} ${end.code ?? ''}`.trim()})`);
+      }
+      refunded.add(event.job);
+      move(charge, -1);
+    }
+  }
+  for (const [job, charge] of charges) {
+    const end = finished.get(job);
+    if (end?.outcome === 'failed' && end.code !== undefined && isRefundable(end.code) && !refunded.has(job)) {
+      problems.push(`${collaboration}: job ${job} failed before its query ran (${end.code}) but its charge at entry ${charge.index} was not refunded`);
+    }
+  }
+
+  const audit: BudgetAudit = { collaboration, charges: chargeCount, refunds: refundCount, periods: [...periods.values()] };
+  if (view !== undefined) {
+    const exact = (amounts: BudgetView['collaboration']['spent']): PrivacyCost =>
+      Object.fromEntries(Object.entries(amounts).map(([unit, amount]) => [unit, amount.exact]));
+    const logged = periods.get(view.period);
+    const spent = exact(view.collaboration.spent);
+    const log = logged?.spent ?? {};
+    const matches = equalCosts(spent, log);
+    audit.server = { period: view.period, spent, log, matches };
+    if (!matches) problems.push(`${collaboration}: the server shows ${describeCost(spent)} spent in period ${view.period}, the log ${describeCost(log)}`);
+    const parties = new Set([...view.analysts.map((a) => a.party), ...Object.keys(logged?.analysts ?? {})]);
+    for (const party of [...parties].sort()) {
+      const shown = view.analysts.find((a) => a.party === party);
+      const theirs = exact(shown?.spent ?? {});
+      const fromLog = logged?.analysts[party] ?? {};
+      if (!equalCosts(theirs, fromLog)) {
+        problems.push(`${collaboration}: the server shows analyst ${party} spent ${describeCost(theirs)} in period ${view.period}, the log ${describeCost(fromLog)}`);
+      }
+    }
+  }
+  return { audit, problems };
+}
