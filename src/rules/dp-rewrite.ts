@@ -9,35 +9,63 @@ import { DP_SEED_PARAMETER, type DpMeasurement } from './types.js';
 // FROM and WHERE stay as checked and DuckDB prints them back; around them Malus bounds each
 // person's contribution and computes the exact statistics the enclave then adds noise to:
 //   1. malus_rows: one row per joined row: the identity, the group keys, the measured columns;
-//   2. malus_pairs: one row per identity and group, each statistic bounded: at most
-//      maxRowsPerIdentity rows, a sum of at most that many clamped values (the mean clamped
-//      value times min(n, R): what a random choice of R rows gives in expectation, with less
-//      variance and the same bound);
-//   3. malus_kept: for each identity, at most maxGroupsPerIdentity of its groups, chosen at random
-//      by a hash under the run's secret seed (a window over the pairs, not over all rows);
-//   4. one row per group with each measurement summed, as exact text. The text around the checked query holds only names Malus
-// makes and integers from the agreement.
+//   2. malus_pairs: one row per identity and group with plain counts and clamped sums (cheap
+//      aggregates: the bounding itself is arithmetic on these, later, over far fewer rows);
+//   3. malus_kept: for each identity, at most maxGroupsPerIdentity of its pairs, chosen at random
+//      by a hash under the run's secret seed (a window over the pairs, not over every row);
+//   4. one row per group with each bounded statistic summed, as exact text: min(n, R) rows, and
+//      for a sum the mean clamped value times min(n, R) (what keeping R rows chosen at random
+//      gives in expectation, with less variance and the same bound).
+// The text around the checked query holds only names Malus makes and integers from the agreement.
 
-/** A pair's bounded value of a measurement, aggregated over the identity's rows in one group. */
-const perPair = (m: DpMeasurement, i: number, maxRows: number): string => {
+const integer = (text: string): string => {
+  if (!/^-?\d+$/.test(text)) throw new Error('DP bounds must be integers');
+  return text;
+};
+
+/** Integer units as a decimal literal of the column's own scale ("12345", 2 → "123.45"). */
+function decimalLiteral(units: string, decimals: number): string {
+  if (decimals === 0) return units;
+  const negative = units.startsWith('-');
+  const digits = (negative ? units.slice(1) : units).padStart(decimals + 1, '0');
+  return `${negative ? '-' : ''}${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}
+
+/** The raw aggregates of a measurement over one identity's rows in one group. */
+function pairAggregates(m: DpMeasurement, i: number): string[] {
   const column = `malus_c_${i}`;
+  switch (m.statistic) {
+    case 'identities':
+      return [];
+    case 'rows':
+      return [`count(*) AS malus_n_${i}`];
+    case 'distinct-identities':
+    case 'values':
+      return [`count(${column}) AS malus_n_${i}`];
+    case 'sum': {
+      // Clamped in the column's own type first, so that the cast to integer units cannot overflow.
+      const decimals = m.decimals ?? 0;
+      const [lower, upper] = (m.bounds ?? ['0', '0']).map((b) => decimalLiteral(integer(b), decimals));
+      const units = `CAST(least(greatest(${column}, ${lower}), ${upper}) * ${10n ** BigInt(decimals)} AS BIGINT)`;
+      return [`count(${column}) AS malus_n_${i}`, `sum(${units}) AS malus_s_${i}`];
+    }
+  }
+}
+
+/** The bounded contribution of one pair to a measurement, from its raw aggregates. */
+function bounded(m: DpMeasurement, i: number, maxRows: number): string {
   switch (m.statistic) {
     case 'identities':
       return '1';
     case 'rows':
-      return `least(count(*), ${maxRows})`;
-    case 'distinct-identities':
-      return `max(CASE WHEN ${column} IS NULL THEN 0 ELSE 1 END)`;
     case 'values':
-      return `least(count(${column}), ${maxRows})`;
-    case 'sum': {
-      const [lower, upper] = m.bounds ?? ['0', '0'];
-      if (!/^-?\d+$/.test(lower) || !/^-?\d+$/.test(upper)) throw new Error('sum bounds must be integers');
-      const units = `least(greatest(CAST(${column} * ${10n ** BigInt(m.decimals ?? 0)} AS HUGEINT), ${lower}), ${upper})`;
-      return `CASE WHEN count(${column}) = 0 THEN CAST(0 AS HUGEINT) ELSE sum(${units}) * least(count(${column}), ${maxRows}) // count(${column}) END`;
-    }
+      return `least(malus_n_${i}, ${maxRows})`;
+    case 'distinct-identities':
+      return `CASE WHEN malus_n_${i} > 0 THEN 1 ELSE 0 END`;
+    case 'sum':
+      return `CASE WHEN malus_n_${i} = 0 THEN 0 ELSE malus_s_${i} * least(malus_n_${i}, ${maxRows}) // malus_n_${i} END`;
   }
-};
+}
 
 export async function rewritePrivate(statement: AstNode, tables: readonly Table[], analysis: DpAnalysis): Promise<string> {
   const resolved = resolveTables(statement, tables);
@@ -54,24 +82,21 @@ export async function rewritePrivate(statement: AstNode, tables: readonly Table[
   select.having = null;
   if (isNode(select.cte_map)) select.cte_map = { map: [] };
   const inner = await deparse(resolved);
-  const stats = plan.measurements.map((m, i) => `${perPair(m, i, plan.maxRowsPerIdentity)} AS ${m.name}`);
-  const names = plan.measurements.map((m) => m.name);
-  const total = (name: string, from: string): string => `CAST(sum(${from}${name}) AS VARCHAR) AS ${name}`;
+  const aggregates = plan.measurements.flatMap((m, i) => pairAggregates(m, i));
+  const keys = ['malus_id', ...groupNames].join(', ');
+  const totals = plan.measurements.map((m, i) => `CAST(sum(${bounded(m, i, plan.maxRowsPerIdentity)}) AS VARCHAR) AS ${m.name}`);
+  const pairs = `malus_pairs AS (SELECT ${[keys, ...aggregates].join(', ')} FROM malus_rows WHERE malus_id IS NOT NULL GROUP BY ${keys})`;
   if (groupNames.length === 0) {
     // One group: an identity's single pair is all it contributes.
-    return [
-      `WITH malus_rows AS (${inner}),`,
-      `malus_pairs AS (SELECT ${stats.join(', ')} FROM malus_rows WHERE malus_id IS NOT NULL GROUP BY malus_id)`,
-      `SELECT ${names.map((n) => total(n, '')).join(', ')} FROM malus_pairs`,
-    ].join('\n');
+    return [`WITH malus_rows AS (${inner}),`, pairs, `SELECT ${totals.join(', ')} FROM malus_pairs`].join('\n');
   }
-  const keys = groupNames.join(', ');
+  const groups = groupNames.join(', ');
   // row_number never gives two pairs one rank, so no identity keeps more than maxGroups pairs, ties or not.
   return [
     `WITH malus_rows AS (${inner}),`,
-    `malus_pairs AS (SELECT malus_id, ${keys}, ${stats.join(', ')} FROM malus_rows WHERE malus_id IS NOT NULL GROUP BY malus_id, ${keys}),`,
-    `malus_kept AS (SELECT * FROM malus_pairs QUALIFY row_number() OVER (PARTITION BY malus_id ORDER BY hash(malus_id, ${keys}, $${DP_SEED_PARAMETER})) <= ${plan.maxGroupsPerIdentity})`,
-    `SELECT ${[...groupNames, ...names.map((n) => total(n, ''))].join(', ')}`,
-    `FROM malus_kept GROUP BY ${keys} ORDER BY ${keys}`,
+    `${pairs},`,
+    `malus_kept AS (SELECT * FROM malus_pairs QUALIFY row_number() OVER (PARTITION BY malus_id ORDER BY hash(${keys}, $${DP_SEED_PARAMETER})) <= ${plan.maxGroupsPerIdentity})`,
+    `SELECT ${[groups, ...totals].join(', ')}`,
+    `FROM malus_kept GROUP BY ${groups} ORDER BY ${groups}`,
   ].join('\n');
 }

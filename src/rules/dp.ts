@@ -197,6 +197,10 @@ export function planPrivacy(
       return undefined;
     }
     const largest = abs(lo).num > abs(hi).num ? abs(lo) : abs(hi);
+    if (largest.num > 2n ** 62n) {
+      findings.add('dp-bounds-missing', `the bounds of ${col.table.name}.${col.column} are too large to sum exactly in 64-bit units`, at);
+      return undefined;
+    }
     const perRow = times(largest, rational(maxRows));
     const sized: Sized = { l1: times(perRow, rational(maxGroups)), l2Squared: times(times(perRow, perRow), rational(maxGroups)) };
     const sum = add({ statistic: 'sum', sized, unit: rational(1n, scale), column: arg, bounds: [lo.num, hi.num], decimals });
