@@ -272,6 +272,28 @@ const privacyIsConsistent: Check = (agreement) => {
   return issues;
 };
 
+const cryptoComputationsAreConsistent: Check = (agreement) => {
+  const issues: Issue[] = [];
+  const names = new Set<string>();
+  agreement.psi?.forEach((c, i) => {
+    const path = `psi[${i}]`;
+    if (names.has(c.name)) issues.push({ path: `${path}.name`, message: `duplicate computation ${c.name}` });
+    names.add(c.name);
+    issues.push(...partyRef(agreement, c.sender, `${path}.sender`, 'provider'), ...partyRef(agreement, c.receiver, `${path}.receiver`));
+    if (c.sender === c.receiver) issues.push({ path: `${path}.receiver`, message: 'the receiver must be another party than the sender' });
+  });
+  agreement.secureAggregation?.forEach((c, i) => {
+    const path = `secureAggregation[${i}]`;
+    if (names.has(c.name)) issues.push({ path: `${path}.name`, message: `duplicate computation ${c.name}` });
+    names.add(c.name);
+    c.parties.forEach((p, j) => issues.push(...partyRef(agreement, p, `${path}.parties[${j}]`, 'provider')));
+    c.receivers.forEach((p, j) => issues.push(...partyRef(agreement, p, `${path}.receivers[${j}]`)));
+    if (c.threshold > c.parties.length) issues.push({ path: `${path}.threshold`, message: `at most the number of parties (${c.parties.length})` });
+    else if (c.threshold <= c.parties.length / 2) issues.push({ path: `${path}.threshold`, message: `more than half the parties (${Math.floor(c.parties.length / 2) + 1} or more): a smaller one lets a server split the parties` });
+  });
+  return issues;
+};
+
 const keyReleaseIsConsistent: Check = (agreement) =>
   (agreement.keyRelease?.endpoints ?? []).flatMap((endpoint, i) => {
     const issues = partyRef(agreement, endpoint.owner, `keyRelease.endpoints[${i}].owner`, 'provider');
@@ -322,6 +344,7 @@ const CHECKS: readonly Check[] = [
   versionIsConsistent,
   enclavePolicyIsSafe,
   privacyIsConsistent,
+  cryptoComputationsAreConsistent,
   keyReleaseIsConsistent,
   settlementIsConsistent,
 ];

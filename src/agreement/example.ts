@@ -160,6 +160,16 @@ privacy:
       publicDomain:
         - { table: impressions, column: campaign_id, values: [cmp-spring, cmp-summer, cmp-autumn, cmp-winter, cmp-brand, cmp-retarget] }
 
+# Computations on cryptography alone, with no enclave (docs/psi.md): the advertiser may learn how
+# many customers the two share, by private set intersection over normalized e-mail hashes.
+psi:
+  - name: customer_overlap
+    sender: ${q(pub.id)}
+    receiver: ${q(adv.id)}
+    modes: [cardinality]
+    normalize: [trim, lowercase]
+    maxSetSize: 1000000
+
 receivers: [${q(adv.id)}]    # results are sealed to these parties only
 
 # Which enclaves may receive the data keys. \`sim\` is the simulated platform for development:

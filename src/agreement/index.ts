@@ -17,6 +17,8 @@ export {
   type Party,
   type Platform,
   type PrivacyPolicy,
+  type PsiComputation,
+  type SecaggComputation,
   type PrivacySettings,
   type Role,
   type SettlementTerms,

@@ -214,6 +214,42 @@ export const privacySchema = z.strictObject({
   policies: z.array(privacyPolicySchema),
 });
 
+export const PSI_MODES = ['cardinality', 'intersection', 'sum'] as const;
+
+/** A private set intersection the parties allow: who sends, who receives, which modes, how identifiers are normalized. */
+export const psiComputationSchema = z.strictObject({
+  name: identifier,
+  description: z.string().max(2000).optional(),
+  /** Holds Y (and the values of the sum mode); learns nothing. */
+  sender: partyId,
+  /** Holds X; learns what the mode gives. */
+  receiver: partyId,
+  modes: uniqueList(z.enum(PSI_MODES)).min(1),
+  /** Applied to every element on both sides before hashing, as at dataset preparation. */
+  normalize: z
+    .array(z.string().regex(NORMALIZER_PATTERN, 'expected trim, lowercase, uppercase, email, e164, e164:+CC or date:FORMAT'))
+    .max(8)
+    .optional(),
+  /** Largest set either party may bring (the sizes are logged). */
+  maxSetSize: z.number().int().min(1).max(10_000_000),
+});
+
+/** A secure aggregation the parties allow: who contributes, the vector shape, the threshold and the quantization. */
+export const secaggComputationSchema = z.strictObject({
+  name: identifier,
+  description: z.string().max(2000).optional(),
+  parties: uniqueList(partyId).min(3).max(1000),
+  /** Shares needed to unmask: the run survives up to parties − threshold dropouts. */
+  threshold: z.number().int().min(2),
+  vectorLength: z.number().int().min(1).max(10_000_000),
+  /** Each entry is clipped to [-clip, clip] before quantization. */
+  clip: z.number().positive().max(1e9),
+  /** Fixed-point fraction bits of the quantization. */
+  fractionBits: z.number().int().min(0).max(24),
+  /** Who learns the sum. */
+  receivers: uniqueList(partyId).min(1),
+});
+
 export const enclavePolicySchema = z.strictObject({
   platforms: uniqueList(z.enum(PLATFORMS)).min(1),
   measurements: uniqueList(z.string().regex(/^(?:[0-9a-f]{64}|[0-9a-f]{96})$/, 'expected 64 or 96 lower-case hex characters')),
@@ -263,6 +299,9 @@ export const agreementSchema = z.strictObject({
    * holding a different secret is stopped before its pseudonyms silently fail to join.
    */
   joinKey: z.strictObject({ commitment: sha256Ref }).optional(),
+  /** Computations that run on cryptography alone, without an enclave (docs/psi.md, docs/secagg.md). */
+  psi: z.array(psiComputationSchema).max(64).optional(),
+  secureAggregation: z.array(secaggComputationSchema).max(64).optional(),
   settlement: settlementSchema.optional(),
 });
 
@@ -274,6 +313,8 @@ export type AnalysisRule = z.infer<typeof analysisRuleSchema>;
 export type Template = z.infer<typeof templateSchema>;
 export type PrivacySettings = z.infer<typeof privacySchema>;
 export type PrivacyPolicy = z.infer<typeof privacyPolicySchema>;
+export type PsiComputation = z.infer<typeof psiComputationSchema>;
+export type SecaggComputation = z.infer<typeof secaggComputationSchema>;
 export type EnclavePolicy = z.infer<typeof enclavePolicySchema>;
 export type KeyReleaseSettings = z.infer<typeof keyReleaseSchema>;
 export type SettlementTerms = z.infer<typeof settlementSchema>;

@@ -333,6 +333,28 @@ const crossCases: Case[] = [
     ],
   ],
   [
+    'a PSI whose sender is not a provider and is its own receiver',
+    (d) => {
+      d.psi[0].sender = OP;
+      d.psi[0].receiver = OP;
+    },
+    [
+      { path: 'psi[0].sender', message: `party ${OP} (Operator) must have the provider role` },
+      { path: 'psi[0].receiver', message: 'the receiver must be another party than the sender' },
+    ],
+  ],
+  [
+    'a secure aggregation with a threshold of half its parties, and a stranger among them',
+    (d) => {
+      d.secureAggregation = [{ name: 'sums', parties: [ADV, PUB, UNKNOWN_ID, '00000000000000000000'], threshold: 2, vectorLength: 10, clip: 1, fractionBits: 16, receivers: [ADV] }];
+    },
+    [
+      { path: 'secureAggregation[0].parties[2]', message: `party ${UNKNOWN_ID} is not in parties` },
+      { path: 'secureAggregation[0].parties[3]', message: 'party 00000000000000000000 is not in parties' },
+      { path: 'secureAggregation[0].threshold', message: 'more than half the parties (3 or more): a smaller one lets a server split the parties' },
+    ],
+  ],
+  [
     'privacy policy naming both table and template',
     (d) => (d.privacy.policies = [{ ...{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }, table: 'conversions' }]),
     [{ path: 'privacy.policies[0]', message: 'name exactly one of table or template' }],
