@@ -25,8 +25,8 @@ export function rational(num: bigint, den = 1n): Rational {
  * float. It must be positive.
  */
 export function parseRational(text: string): Rational {
-  const fraction = /^(\d{1,30})\/(\d{1,30})$/.exec(text);
-  const decimal = /^(\d{1,30})(?:\.(\d{1,30}))?$/.exec(text);
+  const fraction = /^(\d{1,100})\/(\d{1,100})$/.exec(text);
+  const decimal = /^(\d{1,100})(?:\.(\d{1,100}))?$/.exec(text);
   let value: Rational;
   if (fraction !== null) value = rational(BigInt(fraction[1] as string), BigInt(fraction[2] as string));
   else if (decimal !== null) {

@@ -47,75 +47,105 @@ function domainGroups(plan: DpPlan): string[][] {
 /** Group keys compared as text: the domain lists VARCHAR values, and DuckDB returns VARCHAR keys as strings. */
 const keyOf = (values: readonly DuckDBValue[]): string => JSON.stringify(values.map((v) => (typeof v === 'string' ? v : v === null ? null : JSON.stringify(String(v)))));
 
-/**
- * The noisy rows of a DP query from the exact per-group rows of its rewritten SQL (group keys
- * malus_g_*, then measurements malus_m_* as integer text). `bytes` is the CSPRNG (tests pass
- * their own source only to count draws).
- */
-export function releasePrivately(
-  plan: DpPlan,
-  exact: { readonly columns: readonly ResultColumn[]; readonly rows: readonly (readonly DuckDBValue[])[] },
-  bytes: RandomBytes = cryptoBytes,
-): { columns: ResultColumn[]; rows: DuckDBValue[][]; noisy: NoisyColumn[] } {
-  const groupCount = plan.groups.length;
-  const byName = new Map(exact.columns.map((c, i) => [c.name, i]));
-  const at = (name: string): number => {
-    const index = byName.get(name);
-    if (index === undefined) throw new MalusError('internal', `the DP query returned no column ${name}`);
-    return index;
-  };
-  const groupAt = plan.groups.map((g) => at(g.name));
-  const measureAt = plan.measurements.map((m) => at(m.name));
-  let groups: { keys: DuckDBValue[]; values: bigint[] }[] = exact.rows.map((row) => ({
-    keys: groupAt.map((i) => row[i] ?? null),
-    values: measureAt.map((i) => {
-      const value = row[i];
-      if (typeof value !== 'string' || !/^-?\d+$/.test(value)) throw new MalusError('internal', 'a DP statistic is not an integer');
-      return BigInt(value);
-    }),
-  }));
-  if (groupCount > 0 && plan.groups.every((g) => g.domain !== undefined)) {
-    // Exactly the public groups, with zeros for those the data does not have: which groups appear
-    // must not depend on the data.
-    const found = new Map(groups.map((g) => [keyOf(g.keys), g]));
-    groups = domainGroups(plan).map((keys) => found.get(keyOf(keys)) ?? { keys, values: plan.measurements.map(() => 0n) });
-  } else if (groupCount > 0) {
-    // Partition selection: group keys outside a public domain go by the threshold alone; those in one must be in it.
-    groups = groups.filter((g) => plan.groups.every((p, i) => p.domain === undefined || p.domain.includes(String(g.keys[i]))));
-  }
-  const threshold = plan.threshold === undefined ? undefined : BigInt(plan.threshold);
-  const released: DuckDBValue[][] = [];
-  for (const group of groups) {
-    const noisy = group.values.map((value, i) => value + sample(plan.measurements[i] as DpMeasurement, bytes));
-    if (threshold !== undefined && (noisy[0] as bigint) < threshold) continue;
-    released.push(
-      plan.columns.map((c): DuckDBValue => {
-        if (c.source === 'group') return group.keys[c.index] ?? null;
-        if (c.source === 'measurement') {
-          const m = plan.measurements[c.index] as DpMeasurement;
-          return decimalText(noisy[c.index] as bigint, m.decimals ?? 0);
-        }
-        const sum = noisy[c.numerator] as bigint;
-        const count = noisy[c.denominator] as bigint;
-        const decimals = plan.measurements[c.numerator]?.decimals ?? 0;
-        // Post-processing of two noisy values; undefined when the noisy count is not positive.
-        return count <= 0n ? null : Number(sum) / 10 ** decimals / Number(count);
-      }),
-    );
-  }
-  const columns = plan.columns.map((c): ResultColumn => {
-    if (c.source === 'group') return { name: c.name, type: exact.columns[groupAt[c.index] as number]?.type ?? 'VARCHAR' };
+/** The released rows' columns, from the plan and the exact rows' columns (group keys keep their DuckDB type). */
+function releasedColumns(plan: DpPlan, exact: readonly ResultColumn[]): ResultColumn[] {
+  return plan.columns.map((c): ResultColumn => {
+    if (c.source === 'group') return { name: c.name, type: exact.find((e) => e.name === plan.groups[c.index]?.name)?.type ?? 'VARCHAR' };
     if (c.source === 'ratio') return { name: c.name, type: 'DOUBLE' };
     const m = plan.measurements[c.index];
     if (m?.statistic !== 'sum') return { name: c.name, type: 'BIGINT' };
     return { name: c.name, type: m.decimals === undefined || m.decimals === 0 ? 'HUGEINT' : `DECIMAL(38,${m.decimals})` };
   });
-  const noisy = plan.columns.flatMap((c): NoisyColumn[] => {
+}
+
+function noiseReport(plan: DpPlan): NoisyColumn[] {
+  return plan.columns.flatMap((c): NoisyColumn[] => {
     if (c.source === 'group') return [];
     if (c.source === 'measurement') return [{ column: c.name, ...describe(plan.measurements[c.index] as DpMeasurement) }];
     const sum = describe(plan.measurements[c.numerator] as DpMeasurement);
     const count = describe(plan.measurements[c.denominator] as DpMeasurement);
     return [{ column: c.name, mechanism: sum.mechanism, of: { sum, count } }];
   });
-  return { columns, rows: released, noisy };
+}
+
+/**
+ * The enclave's release of a DP query, row by row as DuckDB streams the exact per-group statistics
+ * (group keys malus_g_*, then measurements malus_m_* as integer text): `admit` adds fresh noise to
+ * a group and returns its released row, or undefined when a noisy count is under its minimum;
+ * `finish` gives what is released at the end. Under a public domain every listed group is released
+ * at the end, in the domain's order, with zeros for those the data lacks: neither which groups the
+ * data has nor the order they arrived in shows. `bytes` is the CSPRNG (tests pass their own only
+ * to count draws).
+ */
+export function privateRelease(plan: DpPlan, bytes: RandomBytes = cryptoBytes) {
+  const publicDomain = plan.groups.length > 0 && plan.groups.every((g) => g.domain !== undefined);
+  const held = new Map<string, bigint[]>();
+  const released: DuckDBValue[][] = [];
+  let positions: { groups: number[]; measurements: number[] } | undefined;
+
+  const locate = (columns: readonly ResultColumn[]): { groups: number[]; measurements: number[] } => {
+    const at = (name: string): number => {
+      const index = columns.findIndex((c) => c.name === name);
+      if (index < 0) throw new MalusError('internal', `the DP query returned no column ${name}`);
+      return index;
+    };
+    return { groups: plan.groups.map((g) => at(g.name)), measurements: plan.measurements.map((m) => at(m.name)) };
+  };
+
+  const noisyRow = (keys: readonly DuckDBValue[], exact: readonly bigint[]): DuckDBValue[] | undefined => {
+    const noisy = exact.map((value, i) => value + sample(plan.measurements[i] as DpMeasurement, bytes));
+    for (const { measurement, minimum } of plan.release) if ((noisy[measurement] as bigint) < BigInt(minimum)) return undefined;
+    return plan.columns.map((c): DuckDBValue => {
+      if (c.source === 'group') return keys[c.index] ?? null;
+      if (c.source === 'measurement') return decimalText(noisy[c.index] as bigint, plan.measurements[c.index]?.decimals ?? 0);
+      const sum = noisy[c.numerator] as bigint;
+      const count = noisy[c.denominator] as bigint;
+      const decimals = plan.measurements[c.numerator]?.decimals ?? 0;
+      // Post-processing of two noisy values; undefined when the noisy count is not positive.
+      return count <= 0n ? null : Number(sum) / 10 ** decimals / Number(count);
+    });
+  };
+
+  return {
+    admit(row: readonly DuckDBValue[], columns: readonly ResultColumn[]): DuckDBValue[] | undefined {
+      positions ??= locate(columns);
+      const keys = positions.groups.map((i) => row[i] ?? null);
+      const exact = positions.measurements.map((i) => {
+        const value = row[i];
+        // An aggregate over no pairs is NULL in SQL; the rewrite coalesces, and a NULL here counts as 0 all the same.
+        if (value === null) return 0n;
+        if (typeof value !== 'string' || !/^-?\d+$/.test(value)) throw new MalusError('internal', 'a DP statistic is not an integer');
+        return BigInt(value);
+      });
+      if (publicDomain) {
+        // Noised at the end, with the groups the data lacks; a key outside the domain never reaches the output.
+        if (plan.groups.every((g, i) => g.domain?.includes(String(keys[i])) === true)) held.set(keyOf(keys), exact);
+        return undefined;
+      }
+      if (!plan.groups.every((g, i) => g.domain === undefined || g.domain.includes(String(keys[i])))) return undefined;
+      const out = noisyRow(keys, exact);
+      if (out !== undefined) released.push(out);
+      return out;
+    },
+    finish(): DuckDBValue[][] {
+      if (!publicDomain) return released;
+      return domainGroups(plan).flatMap((keys) => {
+        const out = noisyRow(keys, held.get(keyOf(keys)) ?? plan.measurements.map(() => 0n));
+        return out === undefined ? [] : [out];
+      });
+    },
+    columns: (exact: readonly ResultColumn[]): ResultColumn[] => releasedColumns(plan, exact),
+    noisy: (): NoisyColumn[] => noiseReport(plan),
+  };
+}
+
+/** The whole release over rows already read (tests and small runs): privateRelease applied to each. */
+export function releasePrivately(
+  plan: DpPlan,
+  exact: { readonly columns: readonly ResultColumn[]; readonly rows: readonly (readonly DuckDBValue[])[] },
+  bytes: RandomBytes = cryptoBytes,
+): { columns: ResultColumn[]; rows: DuckDBValue[][]; noisy: NoisyColumn[] } {
+  const release = privateRelease(plan, bytes);
+  for (const row of exact.rows) release.admit(row, exact.columns);
+  return { columns: release.columns(exact.columns), rows: release.finish(), noisy: release.noisy() };
 }

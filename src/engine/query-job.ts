@@ -1,11 +1,11 @@
 import { fromBase64Url } from '../crypto/index.js';
 import type { Agreement } from '../agreement/index.js';
-import { MalusError } from '../errors/index.js';
+import { MalusError, isMalusError } from '../errors/index.js';
 import { verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { keyCommitment, sha256Ref } from '../keyrelease/index.js';
 import { cryptoBytes, type RandomBytes } from '../dp/index.js';
 import { DP_SEED_PARAMETER, RELEASE_COLUMN, checkQuery, type BoundParameter, type CheckedQuery, type QueryPrivacy, type QueryRequest } from '../rules/index.js';
-import { releasePrivately } from './dp-release.js';
+import { privateRelease } from './dp-release.js';
 import { encodeResultRows, sealResult, sealedCiphertext, type ResultColumn, type ResultReceiver, type ResultValue, type SealedResult } from './result.js';
 import { DEFAULT_QUERY_LIMITS, openSandbox, type QueryLimits, type Sandbox, type SandboxLimits } from './sandbox.js';
 import type { QueryOutput } from './statement.js';
@@ -108,15 +108,28 @@ export async function runPrivateSql(
   if (!sandbox.locked) await sandbox.lock();
   const { plan } = query.privacy;
   const seed: BoundParameter[] = plan.groups.length === 0 ? [] : [{ name: DP_SEED_PARAMETER, type: 'BIGINT', value: BigInt.asIntN(64, BigInt(`0x${Buffer.from(bytes(8)).toString('hex')}`)) }];
-  const run = await sandbox.run(query.sql, [...query.parameters, ...seed], limits);
-  const released = releasePrivately(plan, run, bytes);
-  const payload = encodeResultRows(released.columns, released.rows, { accounting: query.privacy.accounting, cost: query.privacy.cost, columns: released.noisy });
+  const release = privateRelease(plan, bytes);
+  let run;
+  try {
+    // Noise is added as the exact rows stream in, so that the caps count released rows only.
+    run = await sandbox.run(query.sql, [...query.parameters, ...seed], { ...limits, admit: (row, columns) => release.admit(row, columns) as ResultValue[] | undefined });
+  } catch (error) {
+    // After the data was read every failure keeps its charge: none may come back as refundable.
+    if (isMalusError(error, 'query-timeout') || isMalusError(error, 'result-too-large') || isMalusError(error, 'query-failed')) throw error;
+    throw new MalusError('query-failed', 'the query failed in the enclave');
+  }
+  // The admitted rows (already counted against the caps), or a public domain's rows, in its order.
+  const rows = release.finish() as ResultValue[][];
+  const maxRows = limits.maxRows ?? DEFAULT_QUERY_LIMITS.maxRows;
+  if (rows.length > maxRows) throw new MalusError('result-too-large', `the result has more than ${maxRows} rows`);
+  const columns = release.columns(run.columns);
+  const payload = encodeResultRows(columns, rows, { accounting: query.privacy.accounting, cost: query.privacy.cost, columns: release.noisy() });
   const maxBytes = limits.maxBytes ?? DEFAULT_QUERY_LIMITS.maxBytes;
   if (payload.length > maxBytes) {
     payload.fill(0);
     throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
   }
-  return { columns: released.columns, rows: released.rows as ResultValue[][], payload };
+  return { columns, rows, payload };
 }
 
 /** The receivers' X25519 keys, from the agreement's parties. */
@@ -198,7 +211,7 @@ export async function runQuery(
                 accounting: privacy.accounting,
                 cost: privacy.cost,
                 measurements: privacy.plan.measurements.map((m) => ({ statistic: m.statistic, mechanism: m.mechanism, scale: m.scale, unit: m.unit })),
-                ...(privacy.plan.threshold === undefined ? {} : { threshold: privacy.plan.threshold }),
+                release: privacy.plan.release,
               },
             }),
       };

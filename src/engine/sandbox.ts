@@ -36,6 +36,12 @@ export interface RunOptions extends QueryLimits {
    * kept or counted: how many groups were withheld is itself a release about groups under k.
    */
   readonly releaseColumn?: string;
+  /**
+   * Sees each row as it streams in and returns what to keep in its place, or undefined to keep
+   * nothing. The row and byte caps count only kept rows: under differential privacy the exact rows
+   * are statistics of groups that mostly never leave, and a cap on them would be an exact output.
+   */
+  readonly admit?: (row: ResultValue[], columns: readonly ResultColumn[]) => ResultValue[] | undefined;
 }
 
 export interface SandboxRun {
@@ -143,8 +149,10 @@ export async function openSandbox(limits: SandboxLimits = {}): Promise<Sandbox> 
           for (const raw of chunk.getRows()) {
             // Fail closed: no row the release column withholds, and no count of them, ever leaves.
             if (release !== undefined && raw[kept] !== true) throw notReleased();
-            const row = raw.slice(0, kept).map(resultValue);
-            bytes += row.reduce((sum: number, value) => sum + resultValueBytes(value), 2);
+            const value = raw.slice(0, kept).map(resultValue);
+            const row = options.admit === undefined ? value : options.admit(value, columns);
+            if (row === undefined) continue;
+            bytes += row.reduce((sum: number, cell) => sum + resultValueBytes(cell), 2);
             rows.push(row);
             if (rows.length > maxRows) throw new MalusError('result-too-large', `the result has more than ${maxRows} rows`);
             if (bytes > maxBytes) throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);

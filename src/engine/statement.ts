@@ -68,7 +68,8 @@ export interface QueryOutput {
     readonly accounting: 'pure' | 'zcdp';
     readonly cost: PrivacyCost;
     readonly measurements: readonly { readonly statistic: string; readonly mechanism: string; readonly scale: string; readonly unit: string }[];
-    readonly threshold?: string;
+    /** A group is released only when each of these noisy identity counts reaches its minimum. */
+    readonly release: readonly { readonly measurement: number; readonly minimum: string }[];
   };
 }
 

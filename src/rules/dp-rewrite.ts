@@ -16,7 +16,11 @@ import { DP_SEED_PARAMETER, type DpMeasurement } from './types.js';
 //   4. one row per group with each bounded statistic summed, as exact text: min(n, R) rows, and
 //      for a sum the mean clamped value times min(n, R) (what keeping R rows chosen at random
 //      gives in expectation, with less variance and the same bound).
-// The text around the checked query holds only names Malus makes and integers from the agreement.
+// The text around the checked query holds only names Malus makes, integers from the agreement and
+// its public-domain values as quoted literals.
+
+/** A VARCHAR literal of a public-domain value from the agreement: quotes doubled, nothing else to escape in SQL. */
+const sqlString = (value: string): string => `'${value.replaceAll("'", "''")}'`;
 
 const integer = (text: string): string => {
   if (!/^-?\d+$/.test(text)) throw new Error('DP bounds must be integers');
@@ -84,8 +88,12 @@ export async function rewritePrivate(statement: AstNode, tables: readonly Table[
   const inner = await deparse(resolved);
   const aggregates = plan.measurements.flatMap((m, i) => pairAggregates(m, i));
   const keys = ['malus_id', ...groupNames].join(', ');
-  const totals = plan.measurements.map((m, i) => `CAST(sum(${bounded(m, i, plan.maxRowsPerIdentity)}) AS VARCHAR) AS ${m.name}`);
-  const pairs = `malus_pairs AS (SELECT ${[keys, ...aggregates].join(', ')} FROM malus_rows WHERE malus_id IS NOT NULL GROUP BY ${keys})`;
+  // coalesce: a sum over no pairs is NULL, and an empty answer must look like any other.
+  const totals = plan.measurements.map((m, i) => `CAST(coalesce(sum(${bounded(m, i, plan.maxRowsPerIdentity)}), 0) AS VARCHAR) AS ${m.name}`);
+  // Under a public domain only its groups are kept here, so that no row outside it is ever counted.
+  const domain = plan.groups.flatMap((g) => (g.domain === undefined ? [] : [`${g.name} IN (${g.domain.map(sqlString).join(', ')})`]));
+  const where = ['malus_id IS NOT NULL', ...domain].join(' AND ');
+  const pairs = `malus_pairs AS (SELECT ${[keys, ...aggregates].join(', ')} FROM malus_rows WHERE ${where} GROUP BY ${keys})`;
   if (groupNames.length === 0) {
     // One group: an identity's single pair is all it contributes.
     return [`WITH malus_rows AS (${inner}),`, pairs, `SELECT ${totals.join(', ')} FROM malus_pairs`].join('\n');

@@ -1,6 +1,6 @@
 import type { Agreement, PrivacyPolicy, Table } from '../agreement/index.js';
 import { epsilonFromRho, formatRational, gaussianSigmaFor, parseRational, rational, rationalOfNumber, type PrivacyCost, type Rational } from '../dp/index.js';
-import { Findings, child, isAbsent, isNode, nodes, text } from './ast.js';
+import { Findings, child, descendants, isAbsent, isNode, nodes, text } from './ast.js';
 import type { Constraint } from './adhoc.js';
 import type { AstNode } from './parser.js';
 import { resolveColumn, sameName, scopeOf, type Scope, type TableRef } from './scope.js';
@@ -58,24 +58,31 @@ function identityOf(scope: Scope, findings: Findings): Identity | undefined {
   for (const ref of missing) findings.add('dp-identity-join', `${ref.table.name} has no identityColumn, so a person's contribution to it cannot be bounded`, ref.node);
   if (missing.length > 0 || scope.tables.length === 0) return undefined;
   const linked = new Set([scope.tables[0] as TableRef]);
+  // Joins come innermost first. Each must bring in one table, tied by an equality of identity
+  // columns in its own ON to a table already tied to the first: an equality in another join's ON,
+  // or between two tables brought in elsewhere, filters nothing a LEFT JOIN keeps.
   for (const join of scope.joins) {
     const type = text(join.join, 'join_type');
     if (type !== 'INNER' && type !== 'LEFT') {
       findings.add('dp-identity-join', `a ${type} JOIN can add rows without the first table's identity: use INNER or LEFT joins under differential privacy`, join.join);
       continue;
     }
-    const conjuncts = join.condition === undefined ? [] : text(join.condition, 'type') === 'CONJUNCTION_AND' ? nodes(join.condition.children) : [join.condition];
-    for (const term of conjuncts) {
-      if (text(term, 'type') !== 'COMPARE_EQUAL') continue;
-      const sides = [child(term, 'left'), child(term, 'right')].map((side) => (side !== undefined && text(side, 'class') === 'COLUMN_REF' ? resolveColumn(side, scope) : undefined));
-      const refs = sides.map((s) => (s?.kind === 'column' && sameName(s.column, s.ref.table.identityColumn ?? '') ? s.ref : undefined));
-      const [a, b] = refs;
-      if (a === undefined || b === undefined || a === b) continue;
-      if (linked.has(a) || linked.has(b)) {
-        linked.add(a);
-        linked.add(b);
-      }
+    const [brought] = join.right;
+    if (join.right.length !== 1 || brought === undefined) {
+      findings.add('dp-identity-join', 'under differential privacy each JOIN brings in one table (no parenthesized joins)', join.join);
+      continue;
     }
+    const conjuncts = join.condition === undefined ? [] : text(join.condition, 'type') === 'CONJUNCTION_AND' ? nodes(join.condition.children) : [join.condition];
+    const identityRef = (side: AstNode | undefined): TableRef | undefined => {
+      const r = side !== undefined && text(side, 'class') === 'COLUMN_REF' ? resolveColumn(side, scope) : undefined;
+      return r?.kind === 'column' && sameName(r.column, r.ref.table.identityColumn ?? '') ? r.ref : undefined;
+    };
+    const tied = conjuncts.some((term) => {
+      if (text(term, 'type') !== 'COMPARE_EQUAL') return false;
+      const [a, b] = [identityRef(child(term, 'left')), identityRef(child(term, 'right'))];
+      return (a === brought && b !== undefined && linked.has(b) && join.left.includes(b)) || (b === brought && a !== undefined && linked.has(a) && join.left.includes(a));
+    });
+    if (tied) linked.add(brought);
   }
   for (const ref of scope.tables) {
     if (!linked.has(ref)) findings.add('dp-identity-join', `${ref.table.name} is not joined on its identity column (${ref.table.identityColumn ?? ''}) to the first table's: a person could then reach rows of others`, ref.node);
@@ -121,6 +128,14 @@ export function planPrivacy(
   if (!isAbsent(select.having)) refuse('HAVING would filter on exact values: under differential privacy, groups are released by the noisy count', child(select, 'having') ?? select);
   for (const modifier of nodes(select.modifiers)) refuse(`${text(modifier, 'type').replace(/_MODIFIER$/, '')} is not applied under differential privacy: rows come sorted by their group keys`, modifier);
   if (!isAbsent(select.qualify) || !isAbsent(select.sample)) refuse('QUALIFY and SAMPLE are not allowed under differential privacy', select);
+
+  // Every row must count for its own identity only: a subquery or a window lets one person's rows
+  // decide which rows of others are kept, or what they hold.
+  for (const node of descendants(select)) {
+    const kind = text(node, 'class') || text(node, 'type');
+    if (kind === 'SUBQUERY') refuse('subqueries are not allowed under differential privacy: one person could switch the rows of others on or off', node);
+    else if (kind === 'WINDOW') refuse('window functions are not allowed under differential privacy', node);
+  }
 
   const scratch = new Findings();
   const scope = scopeOf(child(select, 'from_table'), agreement.tables, scratch);
@@ -177,6 +192,22 @@ export function planPrivacy(
     measurements.push(m);
     return measurements.length - 1;
   };
+  // Each k constraint applies to the noisy count of identities of the table it names.
+  const release = new Map<number, bigint>();
+  const atLeast = (measurement: number, minimum: bigint): void => {
+    const known = release.get(measurement);
+    if (known === undefined || minimum > known) release.set(measurement, minimum);
+  };
+  if (threshold) atLeast(0, 0n);
+  for (const c of constraints) {
+    const ref = scope.tables.find((r) => sameName(r.alias, c.alias));
+    if (ref === undefined || !sameName(c.column, ref.table.identityColumn ?? '')) {
+      refuse(`the k constraint on ${c.alias}.${c.column} counts a column that is not its table's identity: under differential privacy k applies to noisy counts of identities`, null);
+      continue;
+    }
+    const column: AstNode = { class: 'COLUMN_REF', type: 'COLUMN_REF', alias: '', column_names: [ref.alias, ref.table.identityColumn ?? ''] };
+    atLeast(identity !== undefined && ref === identity.ref ? 0 : add({ statistic: 'distinct-identities', sized: idSized, unit: rational(1n), column }), BigInt(c.minimum));
+  }
   const sumOf = (arg: AstNode, at: AstNode, withCount: boolean): { sum: number; count: number } | undefined => {
     const col = resolveTo(arg);
     if (col === undefined) {
@@ -262,8 +293,6 @@ export function planPrivacy(
       ...(m.bounds === undefined ? {} : { bounds: [m.bounds[0].toString(), m.bounds[1].toString()] as [string, string], decimals: m.decimals ?? 0 }),
     };
   });
-  const k = constraints.reduce((max, c) => Math.max(max, c.minimum), 0);
-  let minimum: bigint | undefined = threshold ? BigInt(k) : undefined;
   const cost: { epsilon?: string; rho?: string; delta?: string } = { [unitName]: formatRational(rationalOfNumber(perQuery)) };
   if (!allPublic && policy.partitionSelection !== undefined) {
     const delta = policy.partitionSelection.delta;
@@ -271,14 +300,22 @@ export function planPrivacy(
     // G groups at most: τ = 1 + ⌈b·ln(G/δ)⌉ (+1 against rounding in the float logarithm).
     const b = parseRational(planned[0]?.scale ?? '1');
     const tail = Math.ceil((Number(b.num) / Number(b.den)) * Math.log(Number(maxGroups) / delta));
-    const tau = BigInt(tail) + 2n;
-    minimum = minimum === undefined || tau > minimum ? tau : minimum;
+    atLeast(0, BigInt(tail) + 2n);
     cost.delta = formatRational(rationalOfNumber(delta));
+  }
+  // Every scale must be one the samplers read back: a plan the enclave could not run is refused now, not after the data.
+  for (const m of planned) {
+    try {
+      parseRational(m.scale);
+    } catch {
+      findings.add('dp-query-shape', `the noise scale of ${m.statistic} (${m.scale}) is beyond what the samplers take: the policy's cost or bounds are too extreme`, null);
+      return undefined;
+    }
   }
   const plan: DpPlan = {
     measurements: planned,
     groups: groupPlans,
-    ...(minimum === undefined ? {} : { threshold: minimum.toString() }),
+    release: [...release].sort(([a], [b]) => a - b).map(([measurement, minimum]) => ({ measurement, minimum: minimum.toString() })),
     columns,
     maxRowsPerIdentity: Number(maxRows),
     maxGroupsPerIdentity: Number(maxGroups),

@@ -79,8 +79,8 @@ export interface DpPlan {
   readonly measurements: readonly DpMeasurement[];
   /** The group keys, columns malus_g_<i> of the rewritten SQL's rows; with a public domain, exactly those values are released. */
   readonly groups: readonly { readonly name: string; readonly domain?: readonly string[] }[];
-  /** A group is released only when the noisy count of its identities (measurement 0) is at least this (integer text). */
-  readonly threshold?: string;
+  /** A group is released only when each of these noisy counts of identities is at least its minimum (integer text); none for a public domain without k. */
+  readonly release: readonly { readonly measurement: number; readonly minimum: string }[];
   /** The output columns, in the order of the query's select list. */
   readonly columns: readonly DpColumn[];
   readonly maxRowsPerIdentity: number;

@@ -11,6 +11,7 @@ const plan = (overrides: Partial<DpPlan>): DpPlan => ({
   measurements: [counted('1', 'identities')],
   groups: [],
   columns: [{ name: 'n', source: 'measurement', index: 0 }],
+  release: [],
   maxRowsPerIdentity: 1,
   maxGroupsPerIdentity: 1,
   ...overrides,
@@ -28,7 +29,7 @@ describe('which groups leave the enclave', () => {
   });
 
   it('keeps a group by its noisy identity count against the threshold', () => {
-    const p = plan({ groups: [{ name: 'malus_g_0' }], threshold: '100', columns: [{ name: 'g', source: 'group', index: 0 }] });
+    const p = plan({ groups: [{ name: 'malus_g_0' }], release: [{ measurement: 0, minimum: '100' }], columns: [{ name: 'g', source: 'group', index: 0 }] });
     const out = releasePrivately(p, exactRows(['malus_g_0', 'malus_m_0'], [['big', '1000'], ['small', '3'], ['edge', '100']]));
     const kept = out.rows.map((r) => r[0]);
     expect(kept).toContain('big');

@@ -55,7 +55,11 @@ describe('the plan of a query under a privacy policy', () => {
     expect(measurements[2]?.unit).toBe('1/100');
     expect(measurements[2]?.bounds).toEqual(['0', '10000']);
     // τ = 1 + ⌈9·ln(3/1e-6)⌉ + 1 = 137 is above the tables' k of 50.
-    expect(privacy.plan.threshold).toBe('137');
+    expect(privacy.plan.release).toEqual([
+      { measurement: 0, minimum: '137' },
+      // conversions' own k = 50, on the noisy count of buyers (the buyers column itself).
+      { measurement: 1, minimum: '50' },
+    ]);
     expect(privacy.plan.columns.map((c) => c.name)).toEqual(['campaign_id', 'viewers', 'buyers', 'revenue']);
     expect(checked.rewritten).not.toContain('malus_released');
     expect(checked.rewritten).toContain(`$${DP_SEED_PARAMETER}`);
@@ -67,9 +71,15 @@ describe('the plan of a query under a privacy policy', () => {
     expect(checked.violations).toEqual([]);
     expect(checked.privacy?.cost).toEqual({ epsilon: '1' });
     expect(checked.privacy?.plan.groups).toEqual([{ name: 'malus_g_0', domain: ['cmp-a', 'cmp-b'] }]);
-    expect(checked.privacy?.plan.threshold).toBe('50');
-    // The threshold count is the viewers column itself: one measurement, the whole epsilon.
-    expect(checked.privacy?.plan.measurements.map((m) => [m.statistic, m.scale])).toEqual([['identities', '1']]);
+    // Each table's k on the noisy count of its own identities: the viewers column itself, and the buyers.
+    expect(checked.privacy?.plan.release).toEqual([
+      { measurement: 0, minimum: '50' },
+      { measurement: 1, minimum: '50' },
+    ]);
+    expect(checked.privacy?.plan.measurements.map((m) => [m.statistic, m.scale])).toEqual([
+      ['identities', '2'],
+      ['distinct-identities', '2'],
+    ]);
   });
 
   it('under zCDP gives Gaussian noise whose sigma meets rho exactly, and Laplace for the threshold', async () => {
@@ -80,16 +90,18 @@ describe('the plan of a query under a privacy policy', () => {
     const checked = await check(agreement, 'SELECT c.campaign_id, COUNT(*) AS orders FROM conversions c JOIN impressions i ON i.email_hash = c.email_hash GROUP BY c.campaign_id');
     expect(checked.violations).toEqual([]);
     expect(checked.privacy?.cost).toEqual({ rho: '1/2', delta: '1/10000000' });
-    const [threshold, orders] = checked.privacy?.plan.measurements ?? [];
+    // The buyers (the threshold), the viewers (impressions' k), the orders: rho 1/6 each.
+    const [threshold, viewers, orders] = checked.privacy?.plan.measurements ?? [];
     expect(threshold?.mechanism).toBe('laplace');
+    expect(viewers?.statistic).toBe('distinct-identities');
     expect(orders?.mechanism).toBe('gaussian');
-    // COUNT(*): L2² = G·R² = 4; rho 1/4 for it: sigma² ≥ 4 / (2 · 1/4) = 8.
+    // COUNT(*): L2² = G·R² = 4; rho 1/6 for it: sigma² ≥ 4 / (2 · 1/6) = 12.
     const sigma = parseRational(orders?.scale ?? '0');
-    expect(sigma.num * sigma.num >= 8n * sigma.den * sigma.den).toBe(true);
-    expect(Number(sigma.num) / Number(sigma.den)).toBeCloseTo(Math.sqrt(8), 6);
-    // The Laplace threshold count spends rho 1/4 as epsilon ≤ sqrt(2·1/4).
+    expect(sigma.num * sigma.num >= 12n * sigma.den * sigma.den).toBe(true);
+    expect(Number(sigma.num) / Number(sigma.den)).toBeCloseTo(Math.sqrt(12), 6);
+    // The Laplace threshold count spends rho 1/6 as epsilon ≤ sqrt(2·1/6).
     const b = parseRational(threshold?.scale ?? '0');
-    expect(Number(b.num) / Number(b.den)).toBeGreaterThanOrEqual(1 / Math.sqrt(0.5));
+    expect(Number(b.num) / Number(b.den)).toBeGreaterThanOrEqual(1 / Math.sqrt(1 / 3));
   });
 
   it('reads GROUP BY position and alias as the select item', async () => {
@@ -182,26 +194,29 @@ describe('the rewrite bounds each identity on real rows', () => {
     db.close();
   });
 
+  /** The exact rows of the rewrite, each measurement under its statistic's name. */
   async function exact(sql: string, seed: bigint): Promise<Record<string, string>[]> {
     const checked = await check(selection, sql);
     expect(checked.violations).toEqual([]);
     const prepared = await db.connection.prepare(checked.rewritten);
     if (checked.rewritten.includes(`$${DP_SEED_PARAMETER}`)) prepared.bindBigInt(1, seed);
-    return (await prepared.runAndReadAll()).getRowObjectsJson() as Record<string, string>[];
+    const named = new Map(checked.privacy?.plan.measurements.map((m) => [m.name, m.statistic]));
+    const rows = (await prepared.runAndReadAll()).getRowObjectsJson() as Record<string, string>[];
+    return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [named.get(k) ?? k, v])));
   }
 
   it('keeps at most maxGroups groups and maxRows rows per identity, and clamps each value', async () => {
     for (const seed of [1n, 2n, 3n]) {
       const rows = await exact('SELECT c.campaign_id, COUNT(*) AS n, SUM(c.order_value) AS revenue FROM conversions c JOIN impressions i ON i.email_hash = c.email_hash GROUP BY 1', seed);
       // heavy reaches 3 of its 6 campaigns with 2 orders each, each clamped to 100.00.
-      const heavy = rows.filter((r) => r.malus_g_0 !== 'c1' || r.malus_m_1 !== '40');
-      const orders = rows.reduce((sum, r) => sum + Number(r.malus_m_1), 0);
+      const heavy = rows.filter((r) => r.malus_g_0 !== 'c1' || r.rows !== '40');
+      const orders = rows.reduce((sum, r) => sum + Number(r.rows), 0);
       expect(orders).toBe(40 + 3 * 2);
       expect(heavy.length).toBeLessThanOrEqual(3);
-      const revenue = rows.reduce((sum, r) => sum + Number(r.malus_m_2), 0);
+      const revenue = rows.reduce((sum, r) => sum + Number(r.sum), 0);
       expect(revenue).toBe(40 * 2000 + 3 * 2 * 10000);
       const c1 = rows.find((r) => r.malus_g_0 === 'c1');
-      expect(Number(c1?.malus_m_0)).toBeGreaterThanOrEqual(40);
+      expect(Number(c1?.identities)).toBeGreaterThanOrEqual(40);
     }
   });
 

@@ -69,7 +69,9 @@ export function describePrivacy(privacy: QueryPrivacy): string {
   const cost = Object.entries(privacy.cost).map(([unit, amount]) => `${unit} ${amount}`).join(', ');
   const lines = [`differential privacy (policy ${privacy.policy}, ${privacy.accounting} accounting): each run spends ${cost}`];
   for (const m of privacy.plan.measurements) lines.push(`  ${m.statistic}: ${m.mechanism} noise, scale ${m.scale} (one unit = ${m.unit})`);
-  if (privacy.plan.threshold !== undefined) lines.push(`  a group is released when its noisy identity count is at least ${privacy.plan.threshold}`);
+  for (const { measurement, minimum } of privacy.plan.release) {
+    lines.push(`  a group is released only when its noisy ${privacy.plan.measurements[measurement]?.statistic ?? ''} count is at least ${minimum}`);
+  }
   lines.push(`  each identity adds at most ${privacy.plan.maxRowsPerIdentity} row(s) to each of at most ${privacy.plan.maxGroupsPerIdentity} group(s)`);
   return `${lines.join('\n')}\n`;
 }
