@@ -22,6 +22,8 @@ export interface ExampleOptions {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** The campaigns the parties publish: a public domain of the privacy policy. */
+const CAMPAIGN_LIST = 'cmp-spring, cmp-summer, cmp-autumn, cmp-winter, cmp-brand, cmp-retarget';
 
 function rfc3339(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -132,7 +134,7 @@ templates:
       - { table: impressions, columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
     approvedBy: [${q(adv.id)}, ${q(pub.id)}]
   - name: buyers_by_campaign
-    description: Buyers among each campaign's viewers, up to a date; answered with differential privacy.
+    description: Buyers among each campaign's viewers, up to a date.
     sql: >-
       SELECT i.campaign_id, COUNT(DISTINCT c.email_hash) AS buyers
       FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash
@@ -144,21 +146,26 @@ templates:
       - { table: conversions, columnName: email_hash, minimum: 50, type: COUNT_DISTINCT }
     approvedBy: [${q(adv.id)}, ${q(pub.id)}]
 
-# Differential privacy (docs/dp.md): every run of buyers_by_campaign spends epsilon 1 of a budget
-# of 3 that refreshes monthly. Each buyer counts in at most 3 campaigns; the campaigns are public.
+# Differential privacy (docs/dp.md): the advertiser answers nothing about its purchases without
+# noise. Every query that reads conversions spends epsilon 1 of a budget of 7 that refreshes
+# monthly; each buyer counts with at most 3 orders in each of at most 3 campaigns, each order
+# clamped to 0..200; the six large campaigns are public, so exactly those are released.
 privacy:
   accounting: pure
-  budget: { epsilon: 3 }
+  budget: { epsilon: 7 }
   refresh: monthly
   policies:
-    - template: buyers_by_campaign
+    - table: conversions
       required: true
       mechanism: laplace
       costPerQuery: { epsilon: 1 }
-      maxRowsPerIdentity: 1
+      maxRowsPerIdentity: 3
       maxGroupsPerIdentity: 3
+      bounds:
+        - { column: order_value, lower: 0, upper: 200 }
       publicDomain:
-        - { table: impressions, column: campaign_id, values: [cmp-spring, cmp-summer, cmp-autumn, cmp-winter, cmp-brand, cmp-retarget] }
+        - { table: impressions, column: campaign_id, values: [${CAMPAIGN_LIST}] }
+        - { column: campaign_id, values: [${CAMPAIGN_LIST}] }
 
 # Computations on cryptography alone, with no enclave (docs/psi.md): the advertiser may learn how
 # many customers the two share, by private set intersection over normalized e-mail hashes.

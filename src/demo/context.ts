@@ -1,6 +1,5 @@
 import type { Agreement } from '../agreement/index.js';
 import type { MalusClient } from '../client/index.js';
-import type { ResultRows } from '../engine/index.js';
 import type { PartyKeys } from '../identity/index.js';
 import type { RunningServer } from '../server/index.js';
 
@@ -23,6 +22,4 @@ export interface DemoContext {
   prepared?: Record<string, string>;
   /** The governed query jobs the analyst ran, whose sealed results the receiver opens. */
   queryJobs?: { reach: string; overlap: string; template?: string };
-  /** The first differentially private answer, for the differencing step. */
-  privateRuns?: { until: ResultRows };
 }

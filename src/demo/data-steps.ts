@@ -46,7 +46,7 @@ export const providersPrepareTables: Step<DemoContext> = {
     const secret = need(ctx.joinSecret, 'the join secret');
     const prepared: Record<string, string> = {};
     for (const [keys, table, dataset, write, what] of [
-      [parties.publisher, 'impressions', 'impressions-2026-11', writeImpressions, `ad impressions of ${VIEWERS.toLocaleString('en-US')} viewers`],
+      [parties.publisher, 'impressions', 'impressions-2026-11', writeImpressions, `ad impressions of ${(VIEWERS + 1).toLocaleString('en-US')} viewers`],
       [parties.advertiser, 'conversions', 'conversions-2026-11', writeConversions, `purchases of ${BUYERS.toLocaleString('en-US')} buyers, e-mail hashes in upper case`],
     ] as const) {
       const home = join(ctx.dataDir, 'parties', table === 'impressions' ? 'publisher' : 'advertiser');

@@ -5,16 +5,19 @@ import { MalusError, isMalusError } from '../errors/index.js';
 import type { DemoContext } from './context.js';
 import { need } from './narration.js';
 import type { Step } from './scenario.js';
-import { TARGET } from './synthetic.js';
+import { TARGET, TV_VIEWER } from './synthetic.js';
 
 // Differential privacy: a noisy count by campaign from the template the agreement protects, the
 // differencing attack that k thresholds let through and DP does not, and the budget running out.
 
 const TEMPLATE = 'buyers_by_campaign';
-const DAY_BEFORE = '2026-11-30';
 
-/** Buyers among the viewers of the target's campaign, with and without the target's one order. */
-const ATTACK_SQL = (beforeTarget: boolean): string =>
+/** Viewers of a campaign on the publisher's impressions (k only), with and without the smart-TV view. */
+const VIEWERS_SQL = (withoutTv: boolean): string =>
+  `SELECT COUNT(DISTINCT email_hash) AS viewers FROM impressions WHERE campaign_id = '${TV_VIEWER.campaign}'${withoutTv ? ` AND device_type <> '${TV_VIEWER.device}'` : ''}`;
+
+/** Buyers among the viewers of the target's campaign (conversions: DP), with and without the target's one order. */
+const BUYERS_SQL = (beforeTarget: boolean): string =>
   'SELECT COUNT(DISTINCT c.email_hash) AS buyers FROM impressions i JOIN conversions c ON i.email_hash = c.email_hash ' +
   `WHERE i.campaign_id = '${TARGET.campaign}'${beforeTarget ? ` AND c.order_date < DATE '${TARGET.date}'` : ''}`;
 
@@ -48,13 +51,12 @@ const valueIn = (rows: ResultRows, column: string, where?: { column: string; is:
 };
 
 export const analystRunsPrivateCount: Step<DemoContext> = {
-  title: 'It asks for buyers by campaign from the template the agreement answers only with differential privacy',
+  title: 'It asks for buyers by campaign, and sees what each answer costs',
   why:
-    'For buyers_by_campaign the agreement requires differential privacy: each run spends epsilon 1 from a budget of 3 a month. ' +
-    'Inside the enclave Malus keeps at most 3 campaigns per buyer (chosen at random), counts, and adds discrete Laplace ' +
-    'noise sampled exactly with integers from the operating system\u2019s CSPRNG. The campaigns are a public domain in the ' +
-    'agreement, so exactly those rows come back, each with its noise scale and a 95% interval; the charge is made in the ' +
-    'same transaction that queues the job, and logged.',
+    'Every query that reads the purchases spends epsilon 1 from a budget of 7 a month, charged in the same transaction ' +
+    'that queues the job and logged. Inside the enclave Malus keeps at most 3 campaigns per buyer (chosen at random) and ' +
+    'adds discrete Laplace noise, sampled exactly with integers from the operating system\u2019s CSPRNG. The campaigns are a ' +
+    'public domain of the agreement, so exactly those rows can come back, each with its noise scale and a 95% interval.',
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
     const agreement = need(ctx.agreement, 'the agreement');
@@ -63,37 +65,36 @@ export const analystRunsPrivateCount: Step<DemoContext> = {
     const privacy = result.rows.privacy;
     if (privacy === undefined || result.output.privacy === undefined) throw new MalusError('internal', 'the result carries no privacy report');
     const noise = privacy.columns.find((c) => c.column === 'buyers');
-    n.say(`job ${result.id}: ${result.rows.rows.length} campaigns; the signed statement records the cost (epsilon ${result.output.privacy.cost.epsilon ?? '?'}) and the noise`);
+    n.say(`template ${TEMPLATE}, job ${result.id}: ${result.rows.rows.length} campaigns; the signed statement records the cost (epsilon ${result.output.privacy.cost.epsilon ?? '?'}) and the noise`);
     const at = result.rows.columns.findIndex((c) => c.name === 'buyers');
     for (const row of result.rows.rows) n.say(`  ${String(row[0]).padEnd(14)} ${String(row[at]).padStart(7)} ± ${noise?.ci95 ?? '?'} (95%, ${noise?.mechanism ?? '?'} noise of scale ${noise?.scale ?? '?'})`);
     n.say(`budget after: ${spentText(await getBudget(advertiser, agreement.id))}`);
-    ctx.privateRuns = { until: result.rows };
   },
 };
 
 export const differencingAttack: Step<DemoContext> = {
   title: 'A differencing attack: two allowed answers, subtracted, tell about one person',
   why:
-    'The analyst knows one person bought only once, on 1 December, and wants to know whether that person saw the ' +
-    `${TARGET.campaign} campaign. Each threshold-only query below counts thousands of buyers, so k = 50 lets both through, ` +
-    'and their difference is exactly that person. Under differential privacy the same two questions give answers whose ' +
-    'difference is noise of a few units: the person\u2019s presence changes what anyone sees by a factor of at most e^epsilon.',
+    'Each threshold-only count below is about thousands of people, so k = 50 lets it through; the difference of two is ' +
+    'about one. On the publisher\u2019s impressions, which the agreement answers with k alone, the analyst who knows that ' +
+    'one viewer watched on a smart TV learns which campaign that was. The same attack on the advertiser\u2019s purchases, ' +
+    'which the agreement answers only with differential privacy, gives a difference lost in the noise: one person\u2019s ' +
+    'presence changes what anyone sees by a factor of at most e^epsilon.',
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
-    const withTarget = await run(ctx, advertiser, { sql: ATTACK_SQL(false) });
-    const withoutTarget = await run(ctx, advertiser, { sql: ATTACK_SQL(true) });
-    const exact = valueIn(withTarget.rows, 'buyers') - valueIn(withoutTarget.rows, 'buyers');
-    n.say(`without DP (k thresholds only), on conversions:\n  ${ATTACK_SQL(false)}\n  minus the same with c.order_date < DATE '${TARGET.date}'`);
-    n.say(`  ${valueIn(withTarget.rows, 'buyers')} − ${valueIn(withoutTarget.rows, 'buyers')} = ${exact}: the attack works, the person ${exact === 1 ? 'saw' : 'did not see'} ${TARGET.campaign}`);
+    const withTv = await run(ctx, advertiser, { sql: VIEWERS_SQL(false) });
+    const withoutTv = await run(ctx, advertiser, { sql: VIEWERS_SQL(true) });
+    const exact = valueIn(withTv.rows, 'viewers') - valueIn(withoutTv.rows, 'viewers');
     if (exact !== 0 && exact !== 1) throw new MalusError('internal', `the threshold-only difference is ${exact}, not 0 or 1`);
+    n.say(`impressions (k only):\n  ${VIEWERS_SQL(false)}\n  minus the same with device_type <> '${TV_VIEWER.device}'`);
+    n.say(`  ${valueIn(withTv.rows, 'viewers')} − ${valueIn(withoutTv.rows, 'viewers')} = ${exact}: the attack works, the smart-TV viewer ${exact === 1 ? 'saw' : 'did not see'} ${TV_VIEWER.campaign}`);
 
-    const before = await run(ctx, advertiser, { template: TEMPLATE, parameters: { until: DAY_BEFORE } });
-    const after = need(ctx.privateRuns, 'the private count').until;
-    const where = { column: 'campaign_id', is: TARGET.campaign };
-    const noisy = valueIn(after, 'buyers', where) - valueIn(before.rows, 'buyers', where);
-    const ci = before.rows.privacy?.columns.find((c) => c.column === 'buyers')?.ci95 ?? '?';
-    n.say(`with DP, ${TEMPLATE} until ${TARGET.date} minus until ${DAY_BEFORE}, row ${TARGET.campaign}:`);
-    n.say(`  ${valueIn(after, 'buyers', where)} − ${valueIn(before.rows, 'buyers', where)} = ${noisy}: each answer is ± ${ci} at 95%, so a difference of 0 or 1 is lost in the noise`);
+    const all = await run(ctx, advertiser, { sql: BUYERS_SQL(false) });
+    const before = await run(ctx, advertiser, { sql: BUYERS_SQL(true) });
+    const noisy = valueIn(all.rows, 'buyers') - valueIn(before.rows, 'buyers');
+    const ci = all.rows.privacy?.columns.find((c) => c.column === 'buyers')?.ci95 ?? '?';
+    n.say(`conversions (differential privacy), about the one buyer whose only order was on ${TARGET.date}:\n  ${BUYERS_SQL(false)}\n  minus the same with c.order_date < DATE '${TARGET.date}'`);
+    n.say(`  ${valueIn(all.rows, 'buyers')} − ${valueIn(before.rows, 'buyers')} = ${noisy}: each answer is ± ${ci} at 95%, so a difference of 0 or 1 is lost in the noise`);
     n.say(`budget: ${spentText(await getBudget(advertiser, need(ctx.agreement, 'the agreement').id))}`);
   },
 };
@@ -107,13 +108,13 @@ export const budgetRunsOut: Step<DemoContext> = {
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
     const agreement = need(ctx.agreement, 'the agreement');
-    const third = await run(ctx, advertiser, { template: TEMPLATE, parameters: { until: TARGET.date } });
-    n.say(`a third run (job ${third.id}): ${spentText(await getBudget(advertiser, agreement.id))}`);
+    const again = await run(ctx, advertiser, { sql: BUYERS_SQL(false) });
+    n.say(`the same count again (job ${again.id}): ${spentText(await getBudget(advertiser, agreement.id))}`);
     try {
-      await submitQuery(advertiser, agreement.id, { template: TEMPLATE, parameters: { until: TARGET.date } });
+      await submitQuery(advertiser, agreement.id, { sql: BUYERS_SQL(false) });
     } catch (error) {
       if (!isMalusError(error, 'budget-exhausted')) throw error;
-      n.say(`a fourth: refused (409 budget-exhausted): ${error.message}`);
+      n.say(`and once more: refused (409 budget-exhausted): ${error.message}`);
       return;
     }
     throw new MalusError('internal', 'a query beyond the privacy budget was accepted');

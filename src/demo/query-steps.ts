@@ -3,7 +3,7 @@ import { listJobs, openJobResult, submitQuery, waitForJob, type JobView, type Ma
 import { verifyStatementSignature, type QueryOutput, type ResultRows, type ResultValue } from '../engine/index.js';
 import { MalusError, formatViolation, isMalusError, type Violation } from '../errors/index.js';
 import { sha256Ref } from '../keyrelease/index.js';
-import { checkQuery, RELEASE_COLUMN } from '../rules/index.js';
+import { checkQuery } from '../rules/index.js';
 import type { DemoContext } from './context.js';
 import { need, short } from './narration.js';
 import type { Step } from './scenario.js';
@@ -88,9 +88,10 @@ export const analystRunsQuery: Step<DemoContext> = {
   title: 'The advertiser, as analyst, asks for reach and conversions by campaign in SQL',
   why:
     "An ad-hoc query is checked against the tables' aggregation rules on DuckDB's own parse tree: e-mail hashes only as " +
-    'join keys and inside COUNT(DISTINCT), order values only summed. Malus, not the analyst, adds the k constraints: only ' +
-    'a row that stands for at least 50 distinct people of each table is released, and the enclave checks each row again ' +
-    'before it seals the rows to the receivers. It never says how many it withheld: that count is itself about the people under k.',
+    'join keys and inside COUNT(DISTINCT), order values only summed. It reads the advertiser\u2019s purchases, which the ' +
+    'agreement answers only with differential privacy: Malus, not the analyst, bounds each buyer\u2019s contribution, adds ' +
+    'exact noise in the enclave, releases only the public campaigns whose noisy counts reach k = 50, and charges the ' +
+    'budget before anything runs. It never says how many groups it withheld.',
   run: async (ctx, n) => {
     const { advertiser } = need(ctx.clients, 'the clients');
     const agreement = need(ctx.agreement, 'the agreement');
@@ -99,8 +100,10 @@ export const analystRunsQuery: Step<DemoContext> = {
     // The same check `malus query check` runs offline; the server and then the enclave run it again.
     const checked = await checkQuery(agreement, { sql: REACH_SQL }, { as: analyst });
     if (!checked.allowed) throw new MalusError('internal', `the demo's query is denied: ${checked.violations.map(formatViolation).join('; ')}`);
-    const release = new RegExp(`, (\\(\\(count.*\\)\\)) AS ${RELEASE_COLUMN} `).exec(checked.rewritten)?.[1] ?? '?';
-    n.say(`checked offline: allowed under the ${checked.kind ?? '?'} rules; Malus adds ${release} AS ${RELEASE_COLUMN}`);
+    const privacy = checked.privacy;
+    if (privacy === undefined) throw new MalusError('internal', "the demo's query should run under differential privacy");
+    const noise = privacy.plan.measurements.map((m) => `${m.statistic} (${m.mechanism}, scale ${m.scale})`).join(', ');
+    n.say(`checked offline: allowed under the ${checked.kind ?? '?'} rules, with differential privacy: it will spend epsilon ${privacy.cost.epsilon ?? '?'}; noisy ${noise}`);
     const { job, output } = await runQuery(advertiser, agreement.id, { sql: REACH_SQL });
     if (output.query.rewritten !== sha256Ref(checked.rewritten)) throw new MalusError('signature-invalid', 'the enclave ran another rewrite than the offline check made');
     n.say(`job ${job.id}: the enclave ran exactly that rewrite (its hash is in the signed statement)`);
@@ -190,8 +193,10 @@ export const receiverOpensResults: Step<DemoContext> = {
       n.say(`  rows decrypted, hash matches the signed statement: ${count(opened.rows.rows.length)} released`);
       if (jobId === jobs.overlap) {
         const buyers = Number(opened.rows.rows[0]?.[0]);
-        if (buyers !== KNOWN_OVERLAP) throw new MalusError('internal', `the enclave counted ${buyers} buyers among the viewers, the demo built ${KNOWN_OVERLAP}`);
-        n.say(`  buyers among the viewers: ${count(buyers)}, the overlap the demo built into the tables`);
+        const ci = Number(opened.rows.privacy?.columns.find((c) => c.column === 'buyers')?.ci95 ?? Number.NaN);
+        // Six times the 95% half-width: a Laplace draw lands beyond it with probability about e^-18.
+        if (!(Math.abs(buyers - KNOWN_OVERLAP) <= 6 * ci)) throw new MalusError('internal', `the enclave counted ${buyers} ± ${ci} buyers among the viewers, the demo built ${KNOWN_OVERLAP}`);
+        n.say(`  buyers among the viewers: ${count(buyers)} ± ${ci} (95%), around the ${count(KNOWN_OVERLAP)} the demo built into the tables`);
         continue;
       }
       // The enclave says nothing of what it withheld, but the demo built the data: its small campaigns must not be here.

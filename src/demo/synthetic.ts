@@ -20,6 +20,12 @@ export const BUYERS = 20_000;
  */
 export const TARGET = { person: BUYERS_FROM - 1, date: '2026-12-01', campaign: 'cmp-spring', value: '64.90' } as const;
 export const KNOWN_OVERLAP = VIEWERS - BUYERS_FROM + 1;
+/**
+ * The one viewer who watched on a smart TV, once, a campaign ad: someone who knows that of a
+ * person can learn from two threshold-only counts of the publisher's impressions which campaign
+ * it was. Not a regular viewer, not a buyer.
+ */
+export const TV_VIEWER = { person: 70_000, device: 'smart-tv', campaign: 'cmp-spring' } as const;
 const LARGE_CAMPAIGNS = ['cmp-spring', 'cmp-summer', 'cmp-autumn', 'cmp-winter', 'cmp-brand', 'cmp-retarget'] as const;
 /** The small campaigns and the people each was shown to: first person, how many (all in the overlap). */
 export const SMALL_CAMPAIGNS = [
@@ -78,7 +84,11 @@ export async function writeImpressions(path: string, rows = 200_000): Promise<vo
     const shown = `2026-11-${pad(1 + Math.floor(random() * 30))} ${pad(Math.floor(random() * 24))}:${pad(Math.floor(random() * 60))}:${pad(Math.floor(random() * 60))}`;
     const large = pick(random, LARGE_CAMPAIGNS);
     const view = i >= smallFrom ? small[i - smallFrom] : undefined;
-    return `${hashes[view?.person ?? repeat] ?? ''},${view?.campaign ?? large},${shown},${pick(random, PLACEMENTS)},${pick(random, DEVICES)}`;
+    const placement = pick(random, PLACEMENTS);
+    const device = pick(random, DEVICES);
+    // The first repeat view is the smart-TV viewer's only one.
+    if (i === VIEWERS) return `${emailHash(TV_VIEWER.person)},${TV_VIEWER.campaign},${shown},${placement},${TV_VIEWER.device}`;
+    return `${hashes[view?.person ?? repeat] ?? ''},${view?.campaign ?? large},${shown},${placement},${device}`;
   });
 }
 

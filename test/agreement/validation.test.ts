@@ -262,6 +262,7 @@ const crossCases: Case[] = [
     [
       { path: 'tables[0].columns[1].name', message: 'duplicate column email_hash' },
       { path: 'tables[0].analysisRule.dimensionColumns[0]', message: 'column campaign_id is not in columns' },
+      { path: 'privacy.policies[0].publicDomain[1].column', message: 'conversions.campaign_id is not a column of the agreement' },
     ],
   ],
   [

@@ -23,7 +23,7 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toContain('a stranger asking for campaign-measurement: 404 not found');
   expect(stdout).toContain('   state: active\n');
   expect(stdout).toMatch(/advertiser: sim evidence verified; measurement [0-9a-f]{16}… is pinned by the agreement/);
-  expect(stdout).toMatch(/publisher\): 200,000 rows \(ad impressions of 60,000 viewers\), [\d.]+ MB CSV -> [\d.]+ MB ciphertext/);
+  expect(stdout).toMatch(/publisher\): 200,000 rows \(ad impressions of 60,001 viewers\), [\d.]+ MB CSV -> [\d.]+ MB ciphertext/);
   expect(stdout).toMatch(/advertiser\): 50,000 rows \(purchases of 20,000 buyers/);
   expect(stdout).toMatch(/impressions-2026-11 uploaded \([\d.]+ MB in \d+ pieces?\), key registered: yes/);
   // The 3 small campaigns (the 6 large ones are a public domain in the agreement) and 4 people's e-mail hashes in both cases.
@@ -34,11 +34,12 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toContain('key release denied: measurement-not-pinned');
   expectGovernedQueries(stdout);
   expectDifferentialPrivacy(stdout);
-  // The dataset check, three governed queries, two threshold-only attack queries and three runs under DP: each was granted the keys once.
-  expect(stdout).toContain('entries job.finished: 9');
-  expect(stdout).toContain('entries key.granted: 9');
-  expect(stdout).toContain('entries privacy.charged: 3');
-  expect(stdout).toMatch(/period \d{4}-\d{2}: spent epsilon 3\n/);
+  // The dataset check, three governed queries, the DP count, four attack queries and one more: each was granted the keys once.
+  expect(stdout).toContain('entries job.finished: 10');
+  expect(stdout).toContain('entries key.granted: 10');
+  // Every query that read the purchases was charged: all but the two on impressions alone.
+  expect(stdout).toContain('entries privacy.charged: 7');
+  expect(stdout).toMatch(/period \d{4}-\d{2}: spent epsilon 7\n/);
   expect(stdout).toContain('entries key.denied: 1');
   expect(stdout).toContain(DONE);
 }
@@ -55,20 +56,21 @@ function stepText(stdout: string, title: string): string {
 }
 
 function expectDifferentialPrivacy(stdout: string): void {
-  const count = stepText(stdout, 'It asks for buyers by campaign from the template the agreement answers only with differential privacy');
-  expect(count).toMatch(/budget before: epsilon spent 0 of 3, 3 left this period/);
-  expect(count).toMatch(new RegExp(`job ${JOB}: 6 campaigns; the signed statement records the cost \\(epsilon 1\\) and the noise`));
+  const count = stepText(stdout, 'It asks for buyers by campaign, and sees what each answer costs');
+  expect(count).toMatch(/budget before: epsilon spent 3 of 7, 4 left this period/);
+  expect(count).toMatch(new RegExp(`template buyers_by_campaign, job ${JOB}: 6 campaigns; the signed statement records the cost \\(epsilon 1\\) and the noise`));
   expect(count).toMatch(/cmp-spring +\d+ ± \d+ \(95%, laplace noise of scale 3\)/);
-  expect(count).toMatch(/budget after: epsilon spent 1 of 3, 2 left this period/);
+  expect(count).toMatch(/budget after: epsilon spent 4 of 7, 3 left this period/);
 
   const attack = stepText(stdout, 'A differencing attack: two allowed answers, subtracted, tell about one person');
-  expect(attack).toMatch(/\d+ − \d+ = [01]: the attack works, the person (saw|did not see) cmp-spring/);
-  expect(attack).toMatch(/-?\d+ − \d+ = -?\d+: each answer is ± \d+ at 95%, so a difference of 0 or 1 is lost in the noise/);
-  expect(attack).toMatch(/budget: epsilon spent 2 of 3, 1 left/);
+  // The smart-TV viewer's one view is of cmp-spring, and k alone gives it away.
+  expect(attack).toMatch(/\d+ − \d+ = 1: the attack works, the smart-TV viewer saw cmp-spring/);
+  expect(attack).toMatch(/-?\d+ − -?\d+ = -?\d+: each answer is ± \d+ at 95%, so a difference of 0 or 1 is lost in the noise/);
+  expect(attack).toMatch(/budget: epsilon spent 6 of 7, 1 left/);
 
   const exhausted = stepText(stdout, 'Asking again to average the noise away runs into the budget');
-  expect(exhausted).toMatch(/epsilon spent 3 of 3, 0 left/);
-  expect(exhausted).toContain('a fourth: refused (409 budget-exhausted):');
+  expect(exhausted).toMatch(/epsilon spent 7 of 7, 0 left/);
+  expect(exhausted).toContain('and once more: refused (409 budget-exhausted):');
 }
 
 function expectGovernedQueries(stdout: string): void {
@@ -76,7 +78,7 @@ function expectGovernedQueries(stdout: string): void {
   const adhoc = stepText(stdout, 'The advertiser, as analyst, asks for reach and conversions by campaign in SQL');
   expect(adhoc).toContain('FROM impressions i LEFT JOIN conversions c ON i.email_hash = c.email_hash\n');
   expect(adhoc).toContain(
-    'checked offline: allowed under the aggregation rules; Malus adds ((count(DISTINCT i.email_hash) >= 50) AND (count(DISTINCT c.email_hash) >= 50)) AS malus_released',
+    'checked offline: allowed under the aggregation rules, with differential privacy: it will spend epsilon 1; noisy identities (laplace, scale 9), distinct-identities (laplace, scale 9), sum (laplace, scale 540000)',
   );
   expect(adhoc).toMatch(new RegExp(`job ${JOB}: the enclave ran exactly that rewrite \\(its hash is in the signed statement\\)`));
   expect(adhoc).toContain('   6 campaigns released; campaigns under the k constraint are withheld in the enclave, and how many is not revealed\n');
@@ -115,7 +117,7 @@ function expectGovernedQueries(stdout: string): void {
   expect(
     opened.match(/^ {5}not among them: cmp-pilot, cmp-local, cmp-influencer were shown to 40, 24, 9 people, fewer than 50 each \(the demo built the data, so it knows\)$/gm),
   ).toHaveLength(2);
-  expect(opened).toContain('buyers among the viewers: 15,001, the overlap the demo built into the tables');
+  expect(opened).toMatch(/buyers among the viewers: [\d,]+ ± \d+ \(95%\), around the 15,001 the demo built into the tables/);
   // The top campaigns: a header and three large campaigns with their counts, never a small one.
   expect(opened.match(/^ {5}campaign_id +viewers +buyers +revenue$/gm)).toHaveLength(2);
   expect(opened.match(/^ {5}cmp-(spring|summer|autumn|winter|brand|retarget) +[\d,]+ +[\d,]+ +[\d,]+\.\d{2}$/gm)).toHaveLength(6);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { agreementHash, exampleAgreement, signAgreement, type Agreement, type AgreementSignature } from '../../src/agreement/index.js';
+import { agreementHash, assertAgreement, exampleAgreement, signAgreement, type Agreement, type AgreementSignature } from '../../src/agreement/index.js';
 import { createSimAttester, createSimCa, simPlatformAttester } from '../../src/attestation/index.js';
 import { fromHex, hpkeSeal, toBase64Url } from '../../src/crypto/index.js';
 import {
@@ -59,7 +59,9 @@ const DAY_MS = 86_400_000;
 const MEASUREMENT = 'e5'.repeat(48);
 
 const keys = makeKeys();
-const agreement: Agreement = exampleAgreement(identities(keys), { id: 'query-job-test', validFrom: new Date(Date.now() - DAY_MS), measurements: [MEASUREMENT] });
+// The k-only path of a query job; the DP path is test/engine/dp-release.test.ts and the demo.
+const example = exampleAgreement(identities(keys), { id: 'query-job-test', validFrom: new Date(Date.now() - DAY_MS), measurements: [MEASUREMENT] });
+const agreement: Agreement = assertAgreement({ ...example, privacy: { ...(example.privacy as NonNullable<Agreement['privacy']>), policies: [] } }, 'k-only agreement');
 const hash = agreementHash(agreement);
 const signature = (party: PartyKeys): AgreementSignature =>
   signAgreement(agreement, hash, { partyId: party.identity.id, signingSecret: party.signingSecret }, new Date());
