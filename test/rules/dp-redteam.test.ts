@@ -22,7 +22,8 @@ const base = rulesAgreement();
 const advertiser = base.parties.find((p) => p.name === 'Advertiser')?.id as string;
 const publisher = base.parties.find((p) => p.name === 'Publisher')?.id as string;
 
-type Draft = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+/* eslint-disable @typescript-eslint/no-unsafe-call -- drafts are agreement documents edited as plain JSON, then validated */
+type Draft = ReturnType<typeof mutable>;
 
 /** rulesAgreement with a required privacy policy on conversions (overridable), then `mutate`. */
 function withPolicy(policy: Record<string, unknown>, mutate: (d: Draft) => void = () => undefined): Agreement {
@@ -75,9 +76,9 @@ async function exactOn(agreement: Agreement, checked: CheckedQuery, rows: Rows, 
     const prepared = await db.connection.prepare(checked.rewritten);
     const bind = (p: BoundParameter): void => {
       const index = prepared.parameterIndex(p.name);
-      if (p.type === 'VARCHAR') prepared.bindVarchar(index, p.value as string);
+      if (p.type === 'VARCHAR') prepared.bindVarchar(index, p.value);
       else if (p.type === 'DOUBLE') prepared.bindDouble(index, p.value as number);
-      else if (p.type === 'BIGINT') prepared.bindBigInt(index, BigInt(p.value as number));
+      else if (p.type === 'BIGINT') prepared.bindBigInt(index, BigInt(p.value));
       else throw new Error(`bind ${p.type}`);
     };
     checked.parameters.forEach(bind);
