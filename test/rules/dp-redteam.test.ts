@@ -76,7 +76,7 @@ async function exactOn(agreement: Agreement, checked: CheckedQuery, rows: Rows, 
     const prepared = await db.connection.prepare(checked.rewritten);
     const bind = (p: BoundParameter): void => {
       const index = prepared.parameterIndex(p.name);
-      if (p.type === 'VARCHAR') prepared.bindVarchar(index, p.value);
+      if (p.type === 'VARCHAR') prepared.bindVarchar(index, String(p.value));
       else if (p.type === 'DOUBLE') prepared.bindDouble(index, p.value as number);
       else if (p.type === 'BIGINT') prepared.bindBigInt(index, BigInt(p.value));
       else throw new Error(`bind ${p.type}`);
