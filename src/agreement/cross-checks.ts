@@ -289,7 +289,13 @@ const cryptoComputationsAreConsistent: Check = (agreement) => {
     c.parties.forEach((p, j) => issues.push(...partyRef(agreement, p, `${path}.parties[${j}]`, 'provider')));
     c.receivers.forEach((p, j) => issues.push(...partyRef(agreement, p, `${path}.receivers[${j}]`)));
     if (c.threshold > c.parties.length) issues.push({ path: `${path}.threshold`, message: `at most the number of parties (${c.parties.length})` });
-    else if (c.threshold <= c.parties.length / 2) issues.push({ path: `${path}.threshold`, message: `more than half the parties (${Math.floor(c.parties.length / 2) + 1} or more): a smaller one lets a server split the parties` });
+    else if (c.threshold <= c.parties.length / 2) {
+      issues.push({ path: `${path}.threshold`, message: `more than half the parties (${Math.floor(c.parties.length / 2) + 1} or more): a smaller one lets a server split the parties` });
+    }
+    // The sum of every party's clipped, quantized entry must not wrap modulo 2^32 (as a signed value).
+    if (c.parties.length * Math.round(c.clip * 2 ** c.fractionBits) > 2 ** 31 - 1) {
+      issues.push({ path: `${path}.clip`, message: 'parties × clip × 2^fractionBits must stay below 2^31: lower clip or fractionBits' });
+    }
   });
   return issues;
 };

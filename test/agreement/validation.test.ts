@@ -356,6 +356,14 @@ const crossCases: Case[] = [
     ],
   ],
   [
+    'a secure aggregation whose sum could wrap around 2^32',
+    (d) => {
+      d.secureAggregation = [{ name: 'sums', parties: [ADV, PUB, OP], threshold: 2, vectorLength: 10, clip: 1000, fractionBits: 24, receivers: [ADV] }];
+      for (const party of d.parties) party.roles = [...new Set([...party.roles, 'provider'])];
+    },
+    [{ path: 'secureAggregation[0].clip', message: 'parties × clip × 2^fractionBits must stay below 2^31: lower clip or fractionBits' }],
+  ],
+  [
     'privacy policy naming both table and template',
     (d) => (d.privacy.policies = [{ ...{ template: 'reach_and_conversions', required: true, mechanism: 'laplace', costPerQuery: { epsilon: 1 } }, table: 'conversions' }]),
     [{ path: 'privacy.policies[0]', message: 'name exactly one of table or template' }],
