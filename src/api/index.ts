@@ -86,3 +86,23 @@ export {
   type UploadStateView,
 } from './datasets.js';
 export { budgetAmounts, budgetView, type BudgetAmounts, type BudgetView } from './budget.js';
+export {
+  MAX_RUN_MESSAGE_BYTES,
+  RUN_MESSAGE_BODY_LIMIT,
+  finishRunBody,
+  runList,
+  runMessageBody,
+  runMessageReceipt,
+  runMessagesQuery,
+  runMessagesView,
+  runParams,
+  runView,
+  startRunBody,
+  type FinishRunBody,
+  type RunMessageBody,
+  type RunMessageReceipt,
+  type RunMessagesView,
+  type RunSummary,
+  type RunView,
+  type StartRunBody,
+} from './relay.js';

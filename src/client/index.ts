@@ -60,3 +60,18 @@ export {
   type UploadDatasetParameters,
 } from './datasets.js';
 export { openJobResult, type OpenResultOptions, type OpenedResult } from './results.js';
+export {
+  finishRun,
+  getRun,
+  getRunMessages,
+  listRuns,
+  postRunMessage,
+  startRun,
+  waitForRunMessages,
+  type RunMessage,
+  type RunMessageParameters,
+  type RunMessages,
+  type RunMessagesCursor,
+  type WaitForRunMessagesOptions,
+} from './relay.js';
+export { MAX_RUN_MESSAGE_BYTES, type FinishRunBody, type RunMessageReceipt, type RunSummary, type RunView, type StartRunBody } from '../api/index.js';

@@ -1,6 +1,7 @@
 import canonicalize from 'canonicalize';
 import { z } from 'zod';
-import { MalusError, issuesFromZod } from '../errors/index.js';
+import { NORMALIZER_PATTERN } from '../agreement/index.js';
+import { MalusError, isErrorCode, issuesFromZod } from '../errors/index.js';
 
 // Log entries (`malus.event/v1`): one canonical JSON record (RFC 8785) per decision. An entry names
 // who acted, when, on which collaboration, and hashes of what was decided; it never holds data,
@@ -37,6 +38,63 @@ const privacyCost = z.strictObject({ epsilon: rationalText.optional(), rho: rati
 const budgetPeriod = z.string().regex(/^(?:all|\d{4}-\d{2}(?:-\d{2})?)$/);
 
 const base = { format: z.literal(EVENT_FORMAT), collaboration: collaborationId, actor, time };
+
+// Relay runs (PSI, secure aggregation): the entries hold the parameters and sizes of a run, never
+// its elements. Every field is a bounded number, a closed enum or a value taken from the agreement,
+// so a client cannot put a set element into the log through a summary, whatever it sends.
+const runId = z.string().regex(/^run-[0-9a-f]{32}$/);
+const computationName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/);
+export const RUN_KINDS = ['psi', 'secagg'] as const;
+export const PSI_RUN_MODES = ['cardinality', 'intersection', 'sum'] as const;
+/** How a PSI run sends the sender's set to the receiver: as it is, Golomb-coded or in a Bloom filter (src/psi's SetEncoding). */
+export const PSI_SET_ENCODINGS = ['raw', 'gcs', 'bloom'] as const;
+const setSize = z.number().int().min(0).max(10_000_000);
+/** A failed run's reason: a Malus error code, never free text. */
+const failureCode = z.string().refine(isErrorCode, 'expected a Malus error code (docs/errors.md)');
+
+/** What the party starting a PSI run chooses: the protocol's knobs (src/psi ReceiverOptions). */
+export const psiRunOptionsSchema = z.strictObject({
+  setEncoding: z.enum(PSI_SET_ENCODINGS).optional(),
+  /** A false match has a chance of at most 2^-falsePositiveBits (gcs and bloom). */
+  falsePositiveBits: z.number().int().min(0).max(64).optional(),
+  /** Sums are below 2^sumBits (sum mode). */
+  sumBits: z.number().int().min(1).max(64).optional(),
+});
+
+/** A run's parameters as logged: the computation's terms from the agreement, and for PSI the options chosen. */
+const psiRunParameters = psiRunOptionsSchema.extend({
+  maxSetSize: z.number().int().min(1).max(10_000_000),
+  normalize: z.array(z.string().regex(NORMALIZER_PATTERN)).max(8).optional(),
+});
+const secaggRunParameters = z.strictObject({
+  threshold: z.number().int().min(2),
+  vectorLength: z.number().int().min(1).max(10_000_000),
+  clip: z.number().positive().max(1e9),
+  fractionBits: z.number().int().min(0).max(24),
+  receivers: z.array(partyId).min(1).max(1000),
+});
+export const runParametersSchema = z.union([psiRunParameters, secaggRunParameters]);
+
+/** What a party reports as it ends a run: sizes and parameters only. */
+export const runSummarySchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('psi'),
+    /** The sizes of the two input sets, distinct elements (PSI reveals them to both sides). */
+    setSizes: z.strictObject({ sender: setSize.optional(), receiver: setSize.optional() }).optional(),
+    setEncoding: z.enum(PSI_SET_ENCODINGS).optional(),
+    /** The bound on the chance that the result counts an element that is not shared (0 for raw). */
+    falsePositiveRate: z.number().min(0).max(1).optional(),
+    code: failureCode.optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('secagg'),
+    /** Parties whose masked input is in the sum. */
+    contributors: z.number().int().min(0).max(1000).optional(),
+    /** Parties that shared their keys but dropped out before sending a masked input. */
+    dropouts: z.number().int().min(0).max(1000).optional(),
+    code: failureCode.optional(),
+  }),
+]);
 
 export const eventSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -154,6 +212,30 @@ export const eventSchema = z.discriminatedUnion('type', [
     /** The failure code that made it refundable. */
     code: reasonCode,
   }),
+  z.strictObject({
+    ...base,
+    type: z.literal('run.started'),
+    /** A relayed computation without an enclave (docs/relay.md), under the active agreement named. */
+    run: runId,
+    kind: z.enum(RUN_KINDS),
+    computation: computationName,
+    /** The PSI mode; null for secure aggregation. */
+    mode: z.enum(PSI_RUN_MODES).nullable(),
+    agreement: hash,
+    parties: z.array(partyId).min(2).max(1000),
+    parameters: runParametersSchema,
+  }),
+  z.strictObject({
+    ...base,
+    type: z.literal('run.finished'),
+    run: runId,
+    kind: z.enum(RUN_KINDS),
+    computation: computationName,
+    outcome: z.enum(['succeeded', 'failed']),
+    summary: runSummarySchema,
+    /** What the server relayed in the run, counted by the server itself. */
+    relayed: z.strictObject({ messages: z.number().int().min(0), bytes: z.number().int().min(0) }),
+  }),
 ]);
 
 export type LogEvent = z.infer<typeof eventSchema>;
@@ -171,6 +253,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'job.finished',
   'privacy.charged',
   'privacy.refunded',
+  'run.started',
+  'run.finished',
 ];
 
 /** The leaf bytes of an event: its RFC 8785 canonical JSON, validated first. */

@@ -28,6 +28,19 @@ export {
 } from './note.js';
 export { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 export { addCosignatures, cosignatureLine, cosignatureSigner, cosignatureVerifier } from './cosignature.js';
-export { EVENT_FORMAT, EVENT_TYPES, decodeEvent, encodeEvent, eventSchema, type EventType, type LogEvent } from './entries.js';
+export {
+  EVENT_FORMAT,
+  EVENT_TYPES,
+  PSI_RUN_MODES,
+  RUN_KINDS,
+  decodeEvent,
+  encodeEvent,
+  eventSchema,
+  psiRunOptionsSchema,
+  runParametersSchema,
+  runSummarySchema,
+  type EventType,
+  type LogEvent,
+} from './entries.js';
 export { RECEIPT_FORMAT, buildReceipt, receiptSchema, verifyReceipt, type Receipt, type ReceiptPolicy, type ReceiptStep, type ReceiptVerdict } from './receipt.js';
 export { partyIdOfWitness, witnessName } from './witness.js';

@@ -12,6 +12,7 @@ import { logRoutes } from './routes/log.js';
 import { keyDecisionRoutes } from './routes/key-decisions.js';
 import { keyReleaseRoutes } from './routes/key-release.js';
 import { metaRoutes } from './routes/meta.js';
+import { relayRoutes } from './routes/relay.js';
 import { workerRoutes } from './routes/workers.js';
 import { requireWorker } from './confidential.js';
 import { zodValidatorCompiler } from './validation.js';
@@ -101,6 +102,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metaRoutes(API_VERSION));
   await app.register(collaborationRoutes(options.context));
   await app.register(budgetRoutes(options.context));
+  await app.register(relayRoutes(options.context));
   await app.register(logRoutes(options.context, { publicEntries: options.publicEntries ?? false }));
   if (options.context.dataDir !== undefined) await app.register(datasetRoutes(options.context));
   const confidential = options.context.confidential;

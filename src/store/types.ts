@@ -365,6 +365,90 @@ export interface WorkerRepository {
   list(): Promise<WorkerRecord[]>;
 }
 
+/** A relayed computation without an enclave (PSI or secure aggregation): who takes part, under which terms. */
+export interface RelayRunRecord {
+  /** `run-<32 hex>`. */
+  id: string;
+  collaborationId: string;
+  kind: 'psi' | 'secagg';
+  /** The computation's name in the agreement. */
+  computation: string;
+  /** The PSI mode; null for secure aggregation. */
+  mode: string | null;
+  /** The active agreement the run started under. */
+  agreementHash: string;
+  /** Party ids of everyone who may send and receive in the run. */
+  parties: string[];
+  /** The run's parameters as logged in its run.started entry. */
+  parameters: Record<string, unknown>;
+  state: 'open' | 'finished' | 'failed';
+  startedBy: string;
+  /** The summary its run.finished entry logged; null while open. */
+  summary: Record<string, unknown> | null;
+  finishedBy: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  /** What the relay holds for the run, counted by the store. Ignored by createRun. */
+  relayed?: { messages: number; bytes: number };
+}
+
+/** One opaque message of a run, from one party to another or to all ('*'); never overwritten. */
+export interface RelayMessageRecord {
+  collaborationId: string;
+  runId: string;
+  /** The message's place in the run, in the order the relay received them (0, 1, …); assigned by postMessage. */
+  seq: number;
+  sender: string;
+  /** A party id, or '*' for every other party of the run. */
+  recipient: string;
+  step: number;
+  data: Uint8Array;
+  /** `sha256:<hex>` of data. */
+  sha256: string;
+  createdAt: string;
+}
+
+export interface RelayRepository {
+  /** Records an open run with its log events in one transaction; MalusError('conflict') when the id exists. */
+  createRun(run: RelayRunRecord, events?: readonly LogAppend[]): Promise<void>;
+  getRun(collaborationId: string, runId: string): Promise<RelayRunRecord | undefined>;
+  /** The runs of a collaboration, newest first. */
+  listRuns(collaborationId: string): Promise<RelayRunRecord[]>;
+  /**
+   * Stores a message of an open run (its seq is the run's next, its sha256 the store's own), with its log events, in one
+   * transaction. A message is keyed by (run, sender, recipient, step) and never replaced: the same
+   * bytes again are `added: false` (nothing written, whatever the run's state); other bytes are
+   * MalusError('conflict'), as is any new message to a run that is not open. Throws not-found for an
+   * unknown run, invalid-input for a sender or recipient outside the run.
+   */
+  postMessage(
+    message: Omit<RelayMessageRecord, 'seq' | 'sha256'>,
+    events?: readonly LogAppend[],
+  ): Promise<{ added: boolean; message: RelayMessageRecord }>;
+  /**
+   * The messages of a run for `recipient` (addressed to it or to '*', sent by another party) after a
+   * cursor: step > after, or step = after and seq > afterSeq. In (step, seq) order, as many as fit in
+   * `maxBytes` of data (at least one); `more` when others follow.
+   */
+  messagesFor(
+    collaborationId: string,
+    runId: string,
+    recipient: string,
+    cursor: { after: number; afterSeq?: number },
+    maxBytes: number,
+  ): Promise<{ messages: RelayMessageRecord[]; more: boolean }>;
+  /**
+   * Ends an open run, with the events `events` makes from it and the relay's totals, in one
+   * transaction. Throws not-found for an unknown run and MalusError('conflict') when it is not open.
+   */
+  finishRun(
+    collaborationId: string,
+    runId: string,
+    finish: { state: 'finished' | 'failed'; by: string; summary: Record<string, unknown>; now: Date },
+    events?: (run: RelayRunRecord, relayed: { messages: number; bytes: number }) => readonly LogAppend[],
+  ): Promise<RelayRunRecord>;
+}
+
 export interface Store {
   readonly collaborations: CollaborationRepository;
   readonly nonces: NonceRepository;
@@ -373,6 +457,7 @@ export interface Store {
   readonly jobs: JobRepository;
   readonly workers: WorkerRepository;
   readonly datasets: DatasetRepository;
+  readonly relay: RelayRepository;
   /** Idempotent. Any later call on a repository rejects with MalusError('store-failure'). */
   close(): Promise<void>;
 }

@@ -49,8 +49,20 @@ import { MalusError } from '../../errors/index.js';
  *                    log index of its privacy.* entry and created_at. Spent = charges - refunds of
  *                    a period; rows are written in the transaction of the job they are about.
  *
- * Rows in agreements, agreement_members, signatures, privacy_charges and the log tables are never
- * updated or deleted: they are append-only evidence.
+ * relay_runs         Relayed computations without an enclave (version 7): id (run-<32 hex>), the
+ *                    collaboration, kind (psi or secagg), the agreement's computation name, the PSI
+ *                    mode (NULL for secagg), the agreement hash it started under, the parties and
+ *                    the logged parameters (JSON), state (open, finished or failed), who started and
+ *                    who finished it, the logged summary (JSON, NULL while open), created_at and
+ *                    finished_at. seq orders the runs.
+ * relay_messages     The opaque messages of a run: its seq (0, 1, … per run, in arrival order), the
+ *                    collaboration, sender, recipient (a party id or '*'), step, size, sha256 and
+ *                    the bytes (last, so that reading the other columns never walks a large value's
+ *                    overflow pages). (run_id, sender, recipient, step) is unique: a message is
+ *                    never overwritten.
+ *
+ * Rows in agreements, agreement_members, signatures, privacy_charges, relay_messages and the log
+ * tables are never updated or deleted: they are append-only evidence.
  */
 
 export interface Migration {
@@ -245,6 +257,46 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (job_id, kind)
       ) STRICT, WITHOUT ROWID;
       CREATE INDEX privacy_charges_by_period ON privacy_charges (collaboration_id, period);
+    `,
+  },
+  {
+    version: 7,
+    description: 'the relay of computations without an enclave: runs and their messages',
+    sql: `
+      CREATE TABLE relay_runs (
+        id               TEXT    NOT NULL PRIMARY KEY,
+        collaboration_id TEXT    NOT NULL,
+        kind             TEXT    NOT NULL CHECK (kind IN ('psi', 'secagg')),
+        computation      TEXT    NOT NULL,
+        mode             TEXT,
+        agreement_hash   TEXT    NOT NULL,
+        parties          TEXT    NOT NULL,
+        parameters       TEXT    NOT NULL,
+        state            TEXT    NOT NULL CHECK (state IN ('open', 'finished', 'failed')),
+        started_by       TEXT    NOT NULL,
+        summary          TEXT,
+        finished_by      TEXT,
+        created_at       TEXT    NOT NULL,
+        finished_at      TEXT,
+        seq              INTEGER NOT NULL UNIQUE
+      ) STRICT;
+      CREATE INDEX relay_runs_by_collaboration ON relay_runs (collaboration_id, seq);
+
+      CREATE TABLE relay_messages (
+        run_id           TEXT    NOT NULL REFERENCES relay_runs (id),
+        seq              INTEGER NOT NULL CHECK (seq >= 0),
+        collaboration_id TEXT    NOT NULL,
+        sender           TEXT    NOT NULL,
+        recipient        TEXT    NOT NULL,
+        step             INTEGER NOT NULL CHECK (step >= 0),
+        size             INTEGER NOT NULL CHECK (size >= 0),
+        sha256           TEXT    NOT NULL,
+        created_at       TEXT    NOT NULL,
+        bytes            BLOB    NOT NULL,
+        PRIMARY KEY (run_id, seq),
+        UNIQUE (run_id, sender, recipient, step)
+      ) STRICT;
+      CREATE INDEX relay_messages_by_recipient ON relay_messages (run_id, recipient, step, seq);
     `,
   },
 ];

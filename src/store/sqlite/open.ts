@@ -9,6 +9,7 @@ import { sqliteNonces } from './nonces.js';
 import { sqliteJobs, sqliteWorkers } from './jobs.js';
 import { sqliteKeys } from './keys.js';
 import { sqliteDatasets } from './datasets.js';
+import { sqliteRelay } from './relay.js';
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -27,6 +28,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       jobs: sqliteJobs(db),
       workers: sqliteWorkers(db),
       datasets: sqliteDatasets(db),
+      relay: sqliteRelay(db),
       close() {
         try {
           if (db.open) db.close();
