@@ -3,5 +3,5 @@ export { laplaceHalfWidth, gaussianHalfWidth, noiseHalfWidth } from './intervals
 export { costOfGaussian, costOfLaplace, epsilonFromRho, gaussianSigmaFor, isqrt, laplaceScaleFor, rhoFromEpsilon, zcdpToApproxDp, zcdpToApproxDpTight } from './conversions.js';
 export { REFUNDABLE_FAILURES, budgetPeriod, budgetsOf, isRefundable, type BudgetPeriod, type BudgetSettings, type Budgets, type RefreshPolicy } from './budget.js';
 export { cryptoBytes, uniformBelow, type RandomBytes } from './random.js';
-export { formatRational, parseRational, rational, rationalOfNumber, type Rational } from './rational.js';
+export { div, formatRational, mul, parseRational, rational, rationalOfNumber, unitsAsDecimal, type Rational } from './rational.js';
 export { bernoulli, bernoulliExp, discreteGaussian, discreteLaplace } from './samplers.js';

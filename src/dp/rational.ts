@@ -62,3 +62,11 @@ export function rationalOfNumber(value: number): Rational {
   const mantissa = BigInt(`${m[1] as string}${m[2] as string}${digits}`);
   return exponent >= 0 ? rational(mantissa * 10n ** BigInt(exponent)) : rational(mantissa, 10n ** BigInt(-exponent));
 }
+
+/** An integer count of units of 10^-decimals as decimal text: 12345 units, 2 decimals → "123.45". */
+export function unitsAsDecimal(units: bigint, decimals: number): string {
+  if (decimals === 0) return units.toString();
+  const negative = units < 0n;
+  const digits = (negative ? -units : units).toString().padStart(decimals + 1, '0');
+  return `${negative ? '-' : ''}${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}

@@ -1,5 +1,5 @@
 import type { DuckDBValue } from '@duckdb/node-api';
-import { cryptoBytes, discreteGaussian, discreteLaplace, noiseHalfWidth, parseRational, type RandomBytes, type Rational } from '../dp/index.js';
+import { cryptoBytes, discreteGaussian, discreteLaplace, formatRational, mul, noiseHalfWidth, parseRational, unitsAsDecimal, type RandomBytes } from '../dp/index.js';
 import { MalusError } from '../errors/index.js';
 import type { DpMeasurement, DpPlan } from '../rules/index.js';
 import type { NoisyColumn, ResultColumn } from './result.js';
@@ -15,22 +15,11 @@ const MAX_DOMAIN_GROUPS = 100_000;
 const sample = (m: DpMeasurement, bytes: RandomBytes): bigint =>
   m.mechanism === 'laplace' ? discreteLaplace(parseRational(m.scale), bytes) : discreteGaussian(parseRational(m.scale), bytes);
 
-const times = (a: Rational, b: Rational): Rational => ({ num: a.num * b.num, den: a.den * b.den });
-const textOf = (r: Rational): string => (r.den === 1n ? `${r.num}` : `${r.num}/${r.den}`);
-
-/** An integer number of units as the decimal text of the output ("12345" units of 1/100 → "123.45"). */
-function decimalText(units: bigint, decimals: number): string {
-  if (decimals === 0) return units.toString();
-  const negative = units < 0n;
-  const digits = (negative ? -units : units).toString().padStart(decimals + 1, '0');
-  return `${negative ? '-' : ''}${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
-}
-
 function describe(m: DpMeasurement): { mechanism: NoisyColumn['mechanism']; scale: string; ci95: string } {
   const unit = parseRational(m.unit);
   const scale = parseRational(m.scale);
   const width = BigInt(noiseHalfWidth(m.mechanism, scale));
-  return { mechanism: m.mechanism, scale: textOf(times(scale, unit)), ci95: decimalText(width, m.decimals ?? 0) };
+  return { mechanism: m.mechanism, scale: formatRational(mul(scale, unit)), ci95: unitsAsDecimal(width, m.decimals ?? 0) };
 }
 
 /** Every combination of the public domains, in order. */
@@ -97,7 +86,7 @@ export function privateRelease(plan: DpPlan, bytes: RandomBytes = cryptoBytes) {
     for (const { measurement, minimum } of plan.release) if ((noisy[measurement] as bigint) < BigInt(minimum)) return undefined;
     return plan.columns.map((c): DuckDBValue => {
       if (c.source === 'group') return keys[c.index] ?? null;
-      if (c.source === 'measurement') return decimalText(noisy[c.index] as bigint, plan.measurements[c.index]?.decimals ?? 0);
+      if (c.source === 'measurement') return unitsAsDecimal(noisy[c.index] as bigint, plan.measurements[c.index]?.decimals ?? 0);
       const sum = noisy[c.numerator] as bigint;
       const count = noisy[c.denominator] as bigint;
       const decimals = plan.measurements[c.numerator]?.decimals ?? 0;

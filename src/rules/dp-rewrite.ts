@@ -2,6 +2,7 @@ import type { Table } from '../agreement/index.js';
 import { isNode } from './ast.js';
 import type { DpAnalysis } from './dp.js';
 import { deparse, type AstNode } from './parser.js';
+import { unitsAsDecimal } from '../dp/index.js';
 import { resolveTables } from './rewrite.js';
 import { DP_SEED_PARAMETER, type DpMeasurement } from './types.js';
 
@@ -27,14 +28,6 @@ const integer = (text: string): string => {
   return text;
 };
 
-/** Integer units as a decimal literal of the column's own scale ("12345", 2 → "123.45"). */
-function decimalLiteral(units: string, decimals: number): string {
-  if (decimals === 0) return units;
-  const negative = units.startsWith('-');
-  const digits = (negative ? units.slice(1) : units).padStart(decimals + 1, '0');
-  return `${negative ? '-' : ''}${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
-}
-
 /** The raw aggregates of a measurement over one identity's rows in one group. */
 function pairAggregates(m: DpMeasurement, i: number): string[] {
   const column = `malus_c_${i}`;
@@ -49,7 +42,7 @@ function pairAggregates(m: DpMeasurement, i: number): string[] {
     case 'sum': {
       // Clamped in the column's own type first, so that the cast to integer units cannot overflow.
       const decimals = m.decimals ?? 0;
-      const [lower, upper] = (m.bounds ?? ['0', '0']).map((b) => decimalLiteral(integer(b), decimals));
+      const [lower, upper] = (m.bounds ?? ['0', '0']).map((b) => unitsAsDecimal(BigInt(integer(b)), decimals));
       const units = `CAST(least(greatest(${column}, ${lower}), ${upper}) * ${10n ** BigInt(decimals)} AS BIGINT)`;
       return [`count(${column}) AS malus_n_${i}`, `sum(${units}) AS malus_s_${i}`];
     }

@@ -1,5 +1,5 @@
 import type { Agreement, PrivacyPolicy, Table } from '../agreement/index.js';
-import { epsilonFromRho, formatRational, gaussianSigmaFor, parseRational, rational, rationalOfNumber, type PrivacyCost, type Rational } from '../dp/index.js';
+import { div, epsilonFromRho, formatRational, mul, gaussianSigmaFor, parseRational, rational, rationalOfNumber, type PrivacyCost, type Rational } from '../dp/index.js';
 import { Findings, child, descendants, isAbsent, isNode, nodes, text } from './ast.js';
 import type { Constraint } from './adhoc.js';
 import type { AstNode } from './parser.js';
@@ -34,8 +34,6 @@ function decimalScale(type: string): number | undefined {
 }
 
 const abs = (r: Rational): Rational => (r.num < 0n ? rational(-r.num, r.den) : r);
-const times = (a: Rational, b: Rational): Rational => rational(a.num * b.num, a.den * b.den);
-const over = (a: Rational, b: Rational): Rational => rational(a.num * b.den, a.den * b.num);
 
 /** Structural equality of two expressions, ignoring aliases and positions. */
 function sameExpression(a: unknown, b: unknown): boolean {
@@ -222,7 +220,7 @@ export function planPrivacy(
       return undefined;
     }
     const scale = 10n ** BigInt(decimals);
-    const [lo, hi] = [rationalOfNumber(bound.lower), rationalOfNumber(bound.upper)].map((r) => times(r, rational(scale)));
+    const [lo, hi] = [rationalOfNumber(bound.lower), rationalOfNumber(bound.upper)].map((r) => mul(r, rational(scale)));
     if (lo === undefined || hi === undefined || lo.den !== 1n || hi.den !== 1n) {
       findings.add('dp-bounds-missing', `the bounds of ${col.table.name}.${col.column} have more decimals than its type ${type}`, at);
       return undefined;
@@ -232,8 +230,8 @@ export function planPrivacy(
       findings.add('dp-bounds-missing', `the bounds of ${col.table.name}.${col.column} are too large to sum exactly in 64-bit units`, at);
       return undefined;
     }
-    const perRow = times(largest, rational(maxRows));
-    const sized: Sized = { l1: times(perRow, rational(maxGroups)), l2Squared: times(times(perRow, perRow), rational(maxGroups)) };
+    const perRow = mul(largest, rational(maxRows));
+    const sized: Sized = { l1: mul(perRow, rational(maxGroups)), l2Squared: mul(mul(perRow, perRow), rational(maxGroups)) };
     const sum = add({ statistic: 'sum', sized, unit: rational(1n, scale), column: arg, bounds: [lo.num, hi.num], decimals });
     const count = withCount ? add({ statistic: 'values', sized: rowsSized, unit: rational(1n), column: arg }) : -1;
     return { sum, count };
@@ -279,11 +277,11 @@ export function planPrivacy(
   const unitName = accounting === 'pure' ? 'epsilon' : 'rho';
   const perQuery = policy.costPerQuery[unitName];
   if (perQuery === undefined) return undefined;
-  const share = over(rationalOfNumber(perQuery), rational(BigInt(measurements.length)));
+  const share = div(rationalOfNumber(perQuery), rational(BigInt(measurements.length)));
   const planned: DpMeasurement[] = measurements.map((m, i) => {
     // The threshold count is Laplace noise in every mode: its tail gives the delta of partition selection.
     const mechanism = m.statistic === 'identities' && threshold && i === 0 ? 'laplace' : policy.mechanism;
-    const scale = mechanism === 'gaussian' ? gaussianSigmaFor(m.sized.l2Squared, share) : over(m.sized.l1, accounting === 'pure' ? share : epsilonFromRho(share));
+    const scale = mechanism === 'gaussian' ? gaussianSigmaFor(m.sized.l2Squared, share) : div(m.sized.l1, accounting === 'pure' ? share : epsilonFromRho(share));
     return {
       name: `malus_m_${i}`,
       statistic: m.statistic,
