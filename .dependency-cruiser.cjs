@@ -6,7 +6,7 @@ const LAYERS = [
   ['agreement', 'attestation', 'dp', 'ledger', 'psi', 'secagg'],
   ['rules', 'keyrelease', 'ingest', 'engine', 'chain', 'store', 'api'],
   ['server', 'client'],
-  ['demo'],
+  ['joint', 'demo'],
   ['cli', 'web'],
 ];
 

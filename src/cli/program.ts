@@ -13,8 +13,10 @@ import { registerKms } from './commands/kms.js';
 import { registerC3r } from './commands/c3r.js';
 import { registerLog } from './commands/log.js';
 import { registerJob } from './commands/job.js';
+import { registerPsi } from './commands/psi.js';
 import { registerQuery } from './commands/query.js';
 import { registerResult } from './commands/result.js';
+import { registerSecagg } from './commands/secagg.js';
 import { registerServe } from './commands/serve.js';
 import { registerVerify } from './commands/verify.js';
 import type { CliIo } from './io.js';
@@ -52,6 +54,8 @@ export function buildProgram(io: CliIo): Command {
   registerKms(program, io);
   registerC3r(program, io);
   registerDp(program, io);
+  registerPsi(program, io);
+  registerSecagg(program, io);
   registerDocs(program, io, () => program);
   return program;
 }

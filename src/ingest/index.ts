@@ -38,6 +38,7 @@ export { prepareDataset, type PrepareParameters, type PreparedDataset } from './
 export { CSV_ENCODINGS, INPUT_FORMATS, MAX_LINE_BYTES, inferFormat, type CsvDialect, type CsvEncoding, type InputFormat } from './prepare/read.js';
 export { JOIN_SECRET_BYTES, deriveJoinKey, joinKeyCommitment, parseJoinSecret, pseudonym } from './prepare/join-key.js';
 export { SHOWN_PROBLEMS } from './prepare/problems.js';
+export { readSetColumn, type SetColumn, type SetColumnParameters } from './prepare/set-column.js';
 export { DEFAULT_MEMORY_DIR } from './memory-dir.js';
 export { loadDataset, type LoadParameters, type LoadedDataset } from './load.js';
 export { ident, literal, openIngestDb, type IngestDb } from './duckdb.js';

@@ -89,7 +89,7 @@ function csvHeader(path: string, dialect: CsvDialect): string[] {
 }
 
 /** Matches the file's columns to the agreement's: exactly, else ignoring case; every mismatch is reported. */
-function matchColumns(found: readonly string[], columns: readonly Column[]): Map<string, string> {
+function matchColumns(found: readonly string[], columns: readonly Column[], ignoreExtra = false): Map<string, string> {
   const problems = new ProblemList();
   const seen = new Map<string, number>();
   found.forEach((name, i) => {
@@ -111,7 +111,7 @@ function matchColumns(found: readonly string[], columns: readonly Column[]): Map
     remaining.delete(loose);
     byName.set(column.name, loose);
   }
-  for (const extra of remaining) {
+  for (const extra of ignoreExtra ? [] : remaining) {
     problems.add({ column: extra === '' ? '(unnamed)' : extra, message: 'is in the input but not in the agreement: remove it (only agreed columns leave your machine)' });
   }
   problems.throwIfAny('the input header does not match the table');
@@ -161,6 +161,8 @@ export async function stageInput(
     columns: readonly Column[];
     /** Wraps the query of the input's rows (columns named as in the agreement) to compute more in the same pass. */
     stage?: (inner: string) => string;
+    /** Read only the named columns of a wider file (a PSI input), instead of refusing the others. */
+    ignoreExtraColumns?: boolean;
   },
 ): Promise<StagedInput> {
   const { path, format, columns } = input;
@@ -183,7 +185,7 @@ export async function stageInput(
     checkChar(dialect.escape, '--escape');
     const header = dialect.header ?? true;
     const names = header ? csvHeader(path, dialect) : columns.map((c) => c.name);
-    const byName = header ? matchColumns(names, columns) : new Map(columns.map((c) => [c.name, c.name]));
+    const byName = header ? matchColumns(names, columns, input.ignoreExtraColumns) : new Map(columns.map((c) => [c.name, c.name]));
     const columnList = names.map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
     const options = [
       `header = ${header}`,
@@ -211,7 +213,7 @@ export async function stageInput(
     } catch (error) {
       throw readFailure(error, encoding);
     }
-    const byName = matchColumns(names, columns);
+    const byName = matchColumns(names, columns, input.ignoreExtraColumns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
   }
   const inner = `SELECT ${select} FROM ${source}`;

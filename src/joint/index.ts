@@ -1,0 +1,19 @@
+// Joint computations without an enclave (docs/relay.md): PSI and secure aggregation between the
+// parties of a collaboration, their messages carried by the Malus relay.
+export { MAX_LOGICAL_STEP, PARTS_PER_STEP, receiveMessages, sendMessage, type ReceivedMessage, type ReceiveOptions, type RunChannel } from './channel.js';
+export { activeTerms, checkRunTerms, type ActiveTerms } from './agreement.js';
+export {
+  psiComputationFor,
+  receivePsi,
+  relayReceiverLink,
+  relaySenderLink,
+  sendPsi,
+  type PsiOutcome,
+  type PsiProgress,
+  type PsiReceiverParameters,
+  type PsiSenderOutcome,
+  type PsiSenderParameters,
+  type ReceiverLink,
+  type SenderLink,
+} from './psi.js';
+export { readPsiInput, type PsiInput, type PsiInputParameters } from './psi-input.js';
