@@ -17,3 +17,5 @@ export {
   type SenderLink,
 } from './psi.js';
 export { readPsiInput, type PsiInput, type PsiInputParameters } from './psi-input.js';
+export { connectForPsi, listenForPsi, type DirectListener } from './direct.js';
+export { SIGNATURE_BYTES, agreedSigningKey, openPsiMessage, sealPsiMessage } from './signed.js';

@@ -18,13 +18,16 @@ import {
   type SetEncoding,
   type SumResult,
 } from '../psi/index.js';
+import type { PartyKeys } from '../identity/index.js';
 import { activeTerms, checkRunTerms, type ActiveTerms } from './agreement.js';
+import { agreedSigningKey, openPsiMessage, sealPsiMessage } from './signed.js';
 import { receiveMessages, sendMessage, type RunChannel } from './channel.js';
 
 // A PSI run between two parties through the relay (docs/psi.md, docs/relay.md). The receiver starts
 // the run and sends its blinded set (step 0); the sender answers with the doubly blinded set and its
 // own (step 0); in the sum mode the receiver sends the re-randomized ciphertext sum (step 1) and the
-// sender its decryption share (step 1). The receiver ends the run with the set sizes only.
+// sender its decryption share (step 1). Every message is signed end to end (signed.ts). The
+// receiver ends the run with the set sizes only.
 
 export type PsiOutcome = CardinalityResult | IntersectionResult | SumResult;
 
@@ -41,25 +44,27 @@ export interface SenderLink {
   answer(step: number, data: Uint8Array): Promise<void>;
 }
 
-export function relayReceiverLink(channel: RunChannel, sender: string): ReceiverLink {
+/** The receiver's link through the relay: each message signed by the receiver, each answer checked against the sender's agreed key. */
+export function relayReceiverLink(channel: RunChannel, keys: PartyKeys, sender: string, senderKey: Uint8Array): ReceiverLink {
   return {
     async exchange(step, data, deadline) {
-      await sendMessage(channel, sender, step, data);
+      await sendMessage(channel, sender, step, sealPsiMessage(keys, channel.runId, step, 'request', data));
       const [answer] = await receiveMessages(channel, step, { from: [sender], deadline });
       if (answer === undefined) throw new MalusError('request-timeout', `run ${channel.runId}: the sender did not answer step ${step}`);
-      return answer.data;
+      return openPsiMessage(senderKey, channel.runId, step, 'answer', answer.data);
     },
   };
 }
 
-export function relaySenderLink(channel: RunChannel, receiver: string): SenderLink {
+/** The sender's link through the relay, signed and checked the other way round. */
+export function relaySenderLink(channel: RunChannel, keys: PartyKeys, receiver: string, receiverKey: Uint8Array): SenderLink {
   return {
     async next(step, deadline) {
       const [incoming] = await receiveMessages(channel, step, { from: [receiver], deadline });
       if (incoming === undefined) throw new MalusError('request-timeout', `run ${channel.runId}: the receiver sent nothing for step ${step}`);
-      return incoming.data;
+      return openPsiMessage(receiverKey, channel.runId, step, 'request', incoming.data);
     },
-    answer: (step, data) => sendMessage(channel, receiver, step, data),
+    answer: (step, data) => sendMessage(channel, receiver, step, sealPsiMessage(keys, channel.runId, step, 'answer', data)),
   };
 }
 
@@ -73,8 +78,6 @@ export interface PsiProgress {
 interface PsiRunCommon {
   readonly client: MalusClient;
   readonly collaborationId: string;
-  /** The caller's party id (the client's signing identity). */
-  readonly partyId: string;
   /** Which PSI of the agreement; needed only when the caller has several in its role. */
   readonly computation?: string;
   /** How long to wait for the other party at each step; default 10 minutes. */
@@ -142,6 +145,11 @@ const relayChannel = (parameters: PsiRunCommon, run: RunView): RunChannel => ({
   ...(parameters.intervalMs === undefined ? {} : { intervalMs: parameters.intervalMs }),
 });
 
+function keysOf(client: MalusClient): PartyKeys {
+  if (client.keys === undefined) throw new MalusError('usage', 'a PSI run needs a client with the party’s keys');
+  return client.keys;
+}
+
 const failureCode = (error: unknown): ErrorCode => (isMalusError(error) ? error.code : 'server-error');
 
 /** Ends the run as failed with the error's code, keeping the original error if that fails too. */
@@ -156,7 +164,9 @@ async function failRun(client: MalusClient, collaborationId: string, runId: stri
 
 /** The receiver: starts the run, learns what the mode gives, and ends the run with the set sizes. */
 export async function receivePsi(parameters: PsiReceiverParameters): Promise<{ run: RunView; result: PsiOutcome }> {
-  const { client, collaborationId, partyId, mode } = parameters;
+  const { client, collaborationId, mode } = parameters;
+  const keys = keysOf(client);
+  const partyId = keys.identity.id;
   const terms = await activeTerms(client, collaborationId);
   const computation = psiComputationFor(terms, partyId, 'receiver', parameters.computation);
   if (!computation.modes.includes(mode)) {
@@ -178,7 +188,7 @@ export async function receivePsi(parameters: PsiReceiverParameters): Promise<{ r
   try {
     checkRunTerms(run, terms);
     const context: PsiContext = { collaborationId, runId: run.id };
-    const link = parameters.link?.(run, computation) ?? relayReceiverLink(relayChannel(parameters, run), computation.sender);
+    const link = parameters.link?.(run, computation) ?? relayReceiverLink(relayChannel(parameters, run), keys, computation.sender, agreedSigningKey(terms.agreement, computation.sender));
     const step = parameters.executor === undefined ? {} : { executor: parameters.executor };
     const timeout = parameters.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const started = await receiverRequest(parameters.items, {
@@ -226,8 +236,8 @@ export async function receivePsi(parameters: PsiReceiverParameters): Promise<{ r
 }
 
 /** The newest open PSI run this party sends in, polled for until one appears. */
-async function findRun(parameters: PsiSenderParameters, terms: ActiveTerms, deadline: number): Promise<RunView> {
-  const { client, collaborationId, partyId } = parameters;
+async function findRun(parameters: PsiSenderParameters, partyId: string, terms: ActiveTerms, deadline: number): Promise<RunView> {
+  const { client, collaborationId } = parameters;
   if (parameters.runId !== undefined) return getRun(client, collaborationId, parameters.runId);
   const computation = psiComputationFor(terms, partyId, 'sender', parameters.computation);
   for (;;) {
@@ -241,10 +251,12 @@ async function findRun(parameters: PsiSenderParameters, terms: ActiveTerms, dead
 
 /** The sender: answers one run of a PSI it sends in, learning only the receiver's set size. */
 export async function sendPsi(parameters: PsiSenderParameters): Promise<PsiSenderOutcome> {
-  const { client, collaborationId, partyId } = parameters;
+  const { client, collaborationId } = parameters;
+  const keys = keysOf(client);
+  const partyId = keys.identity.id;
   const terms = await activeTerms(client, collaborationId);
   const timeout = parameters.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const run = await findRun(parameters, terms, Date.now() + timeout);
+  const run = await findRun(parameters, partyId, terms, Date.now() + timeout);
   checkRunTerms(run, terms);
   if (run.kind !== 'psi' || run.mode === null) throw new MalusError('conflict', `run ${run.id} is not a PSI`);
   const mode = run.mode;
@@ -255,7 +267,7 @@ export async function sendPsi(parameters: PsiSenderParameters): Promise<PsiSende
     if (mode === 'sum' && parameters.values === undefined) throw new MalusError('usage', 'the sum mode needs the values to add (--value-column)');
     checkSetSize(parameters.items, computation, 'the input has');
     const context: PsiContext = { collaborationId, runId: run.id };
-    const link = parameters.link?.(run, computation) ?? relaySenderLink(relayChannel(parameters, run), computation.receiver);
+    const link = parameters.link?.(run, computation) ?? relaySenderLink(relayChannel(parameters, run), keys, computation.receiver, agreedSigningKey(terms.agreement, computation.receiver));
     const incoming = await link.next(0, Date.now() + timeout);
     parameters.onProgress?.({ phase: 'received', step: 0, bytes: incoming.byteLength });
     const request = decodeExpected(incoming, 'request');

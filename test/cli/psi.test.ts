@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, assertAgreement, parseAgreementText, signAgreement, type Agreement } from '../../src/agreement/index.js';
@@ -39,6 +40,17 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'viewers.csv'), ['user,email', ...Array.from({ length: 30 }, (_, i) => `u${i}, buyer${i + 25}@example.com `)].join('\n'));
 }, 90_000);
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => { resolve(port); });
+    });
+  });
+}
+
 afterAll(async () => {
   await server?.kill();
   removeDir(dir);
@@ -63,6 +75,21 @@ describe('malus psi run', () => {
     expect(entries.filter((e) => e.includes('"run.finished"'))).toHaveLength(1);
     expect(entries.join('\n')).toContain('"setSizes":{"receiver":40,"sender":30}');
     expect(entries.join('\n')).not.toContain('example.com');
+  });
+
+  it('runs directly between the two parties with --listen and --connect; the server only logs the run', async () => {
+    const port = await freePort();
+    const [receiver, sender] = await Promise.all([
+      run(['psi', 'run', ...on('adv.json'), '--role', 'receiver', '--input', 'buyers.csv', '--column', 'email', '--connect', `http://127.0.0.1:${port}`, '--json']),
+      run(['psi', 'run', ...on('pub.json'), '--role', 'sender', '--input', 'viewers.csv', '--column', 'email', '--listen', `127.0.0.1:${port}`]),
+    ]);
+    expect(receiver.code, receiver.stderr).toBe(0);
+    expect(sender.code, sender.stderr).toBe(0);
+    expect(sender.stderr).toContain(`listening for the receiver on http://127.0.0.1:${port}`);
+    const shown = JSON.parse(receiver.stdout) as { run: string; size: number };
+    expect(shown.size).toBe(15);
+    const runs = await listRuns(createClient({ server: server?.url ?? '', keys: operator }), agreement.id);
+    expect(runs.find((r) => r.id === shown.run)).toMatchObject({ state: 'finished', relayed: { messages: 0, bytes: 0 } });
   });
 
   it('refuses a mode the agreement does not allow, and bad input, with exit 1 and 2 and no stack trace', async () => {

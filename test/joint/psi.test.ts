@@ -6,7 +6,7 @@ import { agreementHash, assertAgreement, exampleAgreement, signAgreement, type A
 import { createClient, getRun, proposeCollaboration, signCollaboration, type MalusClient, type RunView } from '../../src/client/index.js';
 import { isMalusError, type ErrorCode } from '../../src/errors/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
-import { readPsiInput, receiveMessages, receivePsi, sendMessage, sendPsi, type PsiOutcome } from '../../src/joint/index.js';
+import { SIGNATURE_BYTES, activeTerms, connectForPsi, listenForPsi, readPsiInput, receiveMessages, receivePsi, sealPsiMessage, sendMessage, sendPsi, type PsiOutcome } from '../../src/joint/index.js';
 import type { LogEvent } from '../../src/ledger/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { makeParties, removeDir, tempDir, uniqueId, type Parties } from '../server/helpers.js';
@@ -81,8 +81,8 @@ async function both(
 ): Promise<{ run: RunView; result: PsiOutcome; receiverCount: number }> {
   const common = { collaborationId: collab, intervalMs: 20, timeoutMs: 20_000 };
   const [received, sent] = await Promise.all([
-    receivePsi({ ...common, client: clientOf(parties.advertiser), partyId: idOf(parties.advertiser), ...receiver }),
-    sendPsi({ ...common, client: clientOf(parties.publisher), partyId: idOf(parties.publisher), ...sender }),
+    receivePsi({ ...common, client: clientOf(parties.advertiser), ...receiver }),
+    sendPsi({ ...common, client: clientOf(parties.publisher), ...sender }),
   ]);
   expect(sent.run.id).toBe(received.run.id);
   return { ...received, receiverCount: sent.receiverCount };
@@ -142,24 +142,23 @@ describe('PSI through the relay', () => {
   });
 
   it('refuses what the agreement does not allow, before anything is sent', async () => {
-    const receiver = { client: clientOf(parties.advertiser), collaborationId: collab, partyId: idOf(parties.advertiser) };
+    const receiver = { client: clientOf(parties.advertiser), collaborationId: collab };
     expect(await codeOf(receivePsi({ ...receiver, computation: 'count_only', mode: 'intersection', items: receiverSet }))).toBe('computation-not-allowed');
     // 120 elements against a maximum of 50.
     expect(await codeOf(receivePsi({ ...receiver, computation: 'count_only', mode: 'cardinality', items: receiverSet }))).toBe('computation-not-allowed');
     // A party outside the PSI: the operator is neither its sender nor its receiver.
-    expect(await codeOf(receivePsi({ client: clientOf(parties.operator), collaborationId: collab, partyId: idOf(parties.operator), mode: 'cardinality', items: receiverSet, computation: 'customer_overlap' }))).toBe(
+    expect(await codeOf(receivePsi({ client: clientOf(parties.operator), collaborationId: collab, mode: 'cardinality', items: receiverSet, computation: 'customer_overlap' }))).toBe(
       'computation-not-allowed',
     );
     // The receiver cannot play the sender's side.
     expect(await codeOf(sendPsi({ ...receiver, items: senderSet, computation: 'customer_overlap', timeoutMs: 100 }))).toBe('computation-not-allowed');
   });
 
-  it('a tampered answer fails the run: the receiver refuses it, and the run ends failed with the code', async () => {
+  it('an answer with one byte flipped fails the run: its signature does not verify, and the run ends failed with the code', async () => {
     let started: RunView | undefined;
     const receiving = receivePsi({
       client: clientOf(parties.advertiser),
       collaborationId: collab,
-      partyId: idOf(parties.advertiser),
       computation: 'customer_overlap',
       mode: 'cardinality',
       items: receiverSet,
@@ -175,18 +174,18 @@ describe('PSI through the relay', () => {
     const [request] = await receiveMessages(channel, 0, { from: [idOf(parties.advertiser)] });
     expect(request).toBeDefined();
     const { senderReply, decodeExpected, encodeMessage } = await import('../../src/psi/index.js');
-    const { reply } = await senderReply(decodeExpected(request?.data ?? new Uint8Array(), 'request'), senderSet, { context: { collaborationId: collab, runId: run.id }, modes: ['cardinality'] });
-    const bytes = encodeMessage(reply);
+    const body = (request?.data ?? new Uint8Array()).subarray(SIGNATURE_BYTES);
+    const { reply } = await senderReply(decodeExpected(body, 'request'), senderSet, { context: { collaborationId: collab, runId: run.id }, modes: ['cardinality'] });
+    const bytes = sealPsiMessage(parties.publisher, run.id, 0, 'answer', encodeMessage(reply));
     bytes[bytes.length - 40] = (bytes[bytes.length - 40] ?? 0) ^ 1;
     await sendMessage(channel, idOf(parties.advertiser), 0, bytes);
-    expect(await outcome).not.toBe('no error');
+    expect(await outcome).toBe('signature-invalid');
     const after = await getRun(clientOf(parties.advertiser), collab, run.id);
     expect(after.state).toBe('failed');
-    expect(after.summary).toMatchObject({ kind: 'psi' });
-    expect((after.summary as { code?: string }).code).toMatch(/^[a-z-]+$/);
+    expect(after.summary).toEqual({ kind: 'psi', code: 'signature-invalid' });
   });
 
-  it("a reply replayed from another run is refused: the run id is in every message's context", async () => {
+  it("an answer replayed from another run is refused: the run id is in what each party signs", async () => {
     const old = await both(collab, { mode: 'cardinality', items: receiverSet, computation: 'customer_overlap' }, { items: senderSet, computation: 'customer_overlap' });
     const oldChannel = { client: clientOf(parties.advertiser), collaborationId: collab, runId: old.run.id, intervalMs: 20 };
     const [oldReply] = await receiveMessages(oldChannel, 0, { from: [idOf(parties.publisher)] });
@@ -196,7 +195,6 @@ describe('PSI through the relay', () => {
       receivePsi({
         client: clientOf(parties.advertiser),
         collaborationId: collab,
-        partyId: idOf(parties.advertiser),
         computation: 'customer_overlap',
         mode: 'cardinality',
         items: receiverSet,
@@ -208,8 +206,64 @@ describe('PSI through the relay', () => {
     while (started === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
     const channel = { client: clientOf(parties.publisher), collaborationId: collab, runId: started.id, intervalMs: 20 };
     await sendMessage(channel, idOf(parties.advertiser), 0, oldReply?.data ?? new Uint8Array());
-    expect(await receiving).toBe('invalid-input');
+    expect(await receiving).toBe('signature-invalid');
     expect((await getRun(clientOf(parties.advertiser), collab, started.id)).state).toBe('failed');
+  });
+});
+
+describe('PSI directly between the parties', () => {
+  let collab: string;
+  beforeAll(async () => {
+    collab = uniqueId('joint-direct');
+    await establish(psiAgreement(collab));
+  }, 30_000);
+
+  it('sends the messages straight to the sender, signed both ways; the run is still started and logged at the server', async () => {
+    const listener = await listenForPsi('127.0.0.1', 0);
+    try {
+      const terms = await activeTerms(clientOf(parties.advertiser), collab);
+      const { run, result } = await both(
+        collab,
+        { mode: 'intersection', items: receiverSet, computation: 'customer_overlap', link: (r, c) => connectForPsi(listener.url, r, terms.agreement, parties.advertiser, c.sender, 20) },
+        { items: senderSet, computation: 'customer_overlap', link: (r, c) => listener.linkFor(r, terms.agreement, parties.publisher, c.receiver) },
+      );
+      expect(result.size).toBe(shared.length);
+      expect(run).toMatchObject({ state: 'finished', relayed: { messages: 0, bytes: 0 }, summary: { setSizes: { sender: 90, receiver: 120 } } });
+    } finally {
+      await listener.close();
+    }
+  });
+
+  it('refuses an answer that the agreed sender did not sign, and a request that the agreed receiver did not sign', async () => {
+    const terms = await activeTerms(clientOf(parties.advertiser), collab);
+    // An imposter answers in the sender's place: it signs with the operator's key.
+    const imposter = await listenForPsi('127.0.0.1', 0);
+    try {
+      const refused = codeOf(
+        both(
+          collab,
+          { mode: 'cardinality', items: receiverSet, computation: 'customer_overlap', link: (r, c) => connectForPsi(imposter.url, r, terms.agreement, parties.advertiser, c.sender, 20) },
+          { items: senderSet, computation: 'customer_overlap', timeoutMs: 5_000, link: (r, c) => imposter.linkFor(r, terms.agreement, parties.operator, c.receiver) },
+        ),
+      );
+      expect(await refused).toBe('signature-invalid');
+    } finally {
+      await imposter.close();
+    }
+    // The request is signed by someone other than the receiver: the sender answers 401 and never computes.
+    const listener = await listenForPsi('127.0.0.1', 0);
+    try {
+      const outcome = codeOf(
+        both(
+          collab,
+          { mode: 'cardinality', items: receiverSet, computation: 'customer_overlap', link: (r, c) => connectForPsi(listener.url, r, terms.agreement, parties.operator, c.sender, 20) },
+          { items: senderSet, computation: 'customer_overlap', timeoutMs: 2_000, link: (r, c) => listener.linkFor(r, terms.agreement, parties.publisher, c.receiver) },
+        ),
+      );
+      expect(await outcome).toBe('server-error');
+    } finally {
+      await listener.close();
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { MalusError } from '../../errors/index.js';
 import { CSV_ENCODINGS, INPUT_FORMATS, type CsvEncoding, type InputFormat } from '../../ingest/index.js';
-import { activeTerms, psiComputationFor, readPsiInput, receivePsi, sendPsi, type PsiOutcome, type PsiProgress } from '../../joint/index.js';
+import { activeTerms, connectForPsi, listenForPsi, psiComputationFor, readPsiInput, receivePsi, sendPsi, type PsiOutcome, type PsiProgress } from '../../joint/index.js';
 import { createPsiPool, type PsiMode, type SetEncoding } from '../../psi/index.js';
 import { printJson, type CliIo } from '../io.js';
 import { clientFor, withServerOptions, type CollabServerOptions } from '../server-options.js';
@@ -38,6 +38,16 @@ interface PsiRunOptions extends CollabServerOptions {
   timeout: string;
   threads?: string;
   out?: string;
+  listen?: string;
+  connect?: string;
+}
+
+/** HOST:PORT, IPv6 in brackets. */
+function hostPort(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (match === null || port > 65_535) throw new MalusError('usage', `--listen takes HOST:PORT, such as 0.0.0.0:7700 (not ${value})`);
+  return { host: match[1] ?? match[2] ?? '', port };
 }
 
 function integer(value: string | undefined, option: string, min: number, max: number): number | undefined {
@@ -119,7 +129,9 @@ export function registerPsi(program: Command, io: CliIo): void {
       .option('--sum-bits <n>', 'receiver, sum mode: the sum is below 2^n (default 32)')
       .option('--timeout <seconds>', 'how long to wait for the other party at each step', '600')
       .option('--threads <n>', 'worker threads for the group operations (default: one per core for large sets)')
-      .option('--out <file>', 'receiver: write the result as JSON (intersection: the shared identifiers) to a new file'),
+      .option('--out <file>', 'receiver: write the result as JSON (intersection: the shared identifiers) to a new file')
+      .option('--listen <host:port>', 'sender: take the messages directly from the receiver on this address instead of through the relay')
+      .option('--connect <url>', 'receiver: send the messages directly to the sender listening here (its --listen address)'),
     { collab: true },
   ).action(async (options: PsiRunOptions) => {
     const client = clientFor(io, options);
@@ -129,6 +141,8 @@ export function registerPsi(program: Command, io: CliIo): void {
     if (role === 'sender' && (options.mode !== undefined || options.setEncoding !== undefined || options.out !== undefined)) {
       throw new MalusError('usage', '--mode, --set-encoding and --out are the receiver’s: the sender answers the run as it was started');
     }
+    if (options.listen !== undefined && role !== 'sender') throw new MalusError('usage', '--listen is the sender’s; the receiver uses --connect');
+    if (options.connect !== undefined && role !== 'receiver') throw new MalusError('usage', '--connect is the receiver’s; the sender uses --listen');
     const mode: PsiMode = options.mode ?? 'cardinality';
     if (role === 'receiver' && options.valueColumn !== undefined) throw new MalusError('usage', '--value-column is the sender’s: the receiver brings identifiers only');
     const timeoutMs = (integer(options.timeout, '--timeout', 1, 86_400) ?? 600) * 1000;
@@ -148,13 +162,16 @@ export function registerPsi(program: Command, io: CliIo): void {
       ...(options.valueColumn === undefined ? {} : { valueColumn: options.valueColumn, valueDecimals: decimals }),
       ...(computation.normalize === undefined ? {} : { normalize: computation.normalize }),
     });
+    const keys = client.keys;
+    const listening = options.listen === undefined ? undefined : hostPort(options.listen);
+    const listener = listening === undefined ? undefined : await listenForPsi(listening.host, listening.port);
+    if (listener !== undefined) io.err(`listening for the receiver on ${listener.url}\n`);
     const threads = integer(options.threads, '--threads', 1, 64) ?? (input.items.length >= POOL_THRESHOLD ? undefined : 0);
     const pool = threads === 0 ? undefined : await createPsiPool(threads);
     const progress = psiReporter(io, role === 'receiver' ? (mode === 'sum' ? 7 : 5) : mode === 'sum' ? 5 : 4);
     const common = {
       client,
       collaborationId: options.collab,
-      partyId,
       computation: computation.name,
       timeoutMs,
       onProgress: progress.report,
@@ -167,6 +184,7 @@ export function registerPsi(program: Command, io: CliIo): void {
           items: input.items,
           ...(input.values === undefined ? {} : { values: input.values }),
           ...(options.run === undefined ? {} : { runId: options.run }),
+          ...(listener === undefined || keys === undefined ? {} : { link: (run, c) => listener.linkFor(run, terms.agreement, keys, c.receiver) }),
         });
         progress.stop();
         if (options.json === true) printJson(io, { run: sent.run.id, computation: computation.name, mode: sent.mode, sent: new Set(input.items).size, receiverSetSize: sent.receiverCount });
@@ -182,7 +200,10 @@ export function registerPsi(program: Command, io: CliIo): void {
         ...(options.setEncoding === undefined ? {} : { setEncoding: options.setEncoding }),
         ...(falsePositiveBits === undefined ? {} : { falsePositiveBits }),
         ...(sumBits === undefined ? {} : { sumBits }),
-        onStarted: (started) => { io.err(`run ${started.id} started: the sender answers it with malus psi run --role sender\n`); },
+        onStarted: (started) => {
+          io.err(`run ${started.id} started: the sender answers it with malus psi run --role sender\n`);
+        },
+        ...(options.connect === undefined || keys === undefined ? {} : { link: (run, c) => connectForPsi(options.connect ?? '', run, terms.agreement, keys, c.sender) }),
       });
       progress.stop();
       const view = {
@@ -212,6 +233,7 @@ export function registerPsi(program: Command, io: CliIo): void {
     } finally {
       progress.stop();
       await pool?.close();
+      await listener?.close();
     }
   });
 }
