@@ -22,4 +22,6 @@ export interface DemoContext {
   prepared?: Record<string, string>;
   /** The governed query jobs the analyst ran, whose sealed results the receiver opens. */
   queryJobs?: { reach: string; overlap: string; template?: string };
+  /** The enclave's differentially private count of buyers among the viewers, with its 95% half-width. */
+  enclaveOverlap?: { value: number; ci95: number };
 }

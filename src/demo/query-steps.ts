@@ -197,6 +197,7 @@ export const receiverOpensResults: Step<DemoContext> = {
         // Six times the 95% half-width: a Laplace draw lands beyond it with probability about e^-18.
         if (!(Math.abs(buyers - KNOWN_OVERLAP) <= 6 * ci)) throw new MalusError('internal', `the enclave counted ${buyers} ± ${ci} buyers among the viewers, the demo built ${KNOWN_OVERLAP}`);
         n.say(`  buyers among the viewers: ${count(buyers)} ± ${ci} (95%), around the ${count(KNOWN_OVERLAP)} the demo built into the tables`);
+        ctx.enclaveOverlap = { value: buyers, ci95: ci };
         continue;
       }
       // The enclave says nothing of what it withheld, but the demo built the data: its small campaigns must not be here.

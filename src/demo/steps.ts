@@ -19,6 +19,7 @@ import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/ind
 import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
 import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
 import { analystRunsPrivateCount, budgetRunsOut, differencingAttack } from './dp-steps.js';
+import { providersRunPsi } from './joint-steps.js';
 import { analystAttacksDenied, analystRunsQuery, analystRunsTemplate, receiverOpensResults } from './query-steps.js';
 import type { DemoContext } from './context.js';
 import { need } from './narration.js';
@@ -249,6 +250,7 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   analystRunsPrivateCount,
   differencingAttack,
   budgetRunsOut,
+  providersRunPsi,
   witnessTheLog,
   verifyReceiptOffline,
   auditTheLog,

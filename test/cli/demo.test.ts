@@ -34,6 +34,7 @@ function expectCompleteStory(stdout: string): void {
   expect(stdout).toContain('key release denied: measurement-not-pinned');
   expectGovernedQueries(stdout);
   expectDifferentialPrivacy(stdout);
+  expectCryptographyAlone(stdout);
   // The dataset check, three governed queries, the DP count, four attack queries and one more: each was granted the keys once.
   expect(stdout).toContain('entries job.finished: 10');
   expect(stdout).toContain('entries key.granted: 10');
@@ -71,6 +72,15 @@ function expectDifferentialPrivacy(stdout: string): void {
   const exhausted = stepText(stdout, 'Asking again to average the noise away runs into the budget');
   expect(exhausted).toMatch(/epsilon spent 7 of 7, 0 left/);
   expect(exhausted).toContain('and once more: refused (409 budget-exhausted):');
+}
+
+function expectCryptographyAlone(stdout: string): void {
+  const psi = stepText(stdout, 'Without an enclave: the two providers count their shared customers with PSI');
+  expect(psi).toMatch(/run run-[0-9a-f]{32}: the advertiser brought 20,001 distinct e-mail hashes \(from 50,000 orders\), the publisher 60,001 \(from 200,000 views\)/);
+  expect(psi).toContain('the advertiser learns: 15,001 shared customers, exactly\n');
+  expect(psi).toContain('the publisher learns: the advertiser brought 20,001\n');
+  expect(psi).toMatch(/the enclave's answer to the same question, under differential privacy: [\d,]+ ± \d+ \(95%\)/);
+  expect(psi).toContain('log: run.started and run.finished with {"receiver":20001,"sender":60001}: the sizes, no element and no answer\n');
 }
 
 function expectGovernedQueries(stdout: string): void {
