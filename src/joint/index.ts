@@ -19,3 +19,18 @@ export {
 export { readPsiInput, type PsiInput, type PsiInputParameters } from './psi-input.js';
 export { connectForPsi, listenForPsi, type DirectListener } from './direct.js';
 export { SIGNATURE_BYTES, agreedSigningKey, openPsiMessage, sealPsiMessage } from './signed.js';
+export {
+  RESULT_STEP,
+  checkSecAggInput,
+  decodeSecAggResult,
+  encodeSecAggResult,
+  joinSecAggRun,
+  readVectorFile,
+  startSecAggRun,
+  type JoinSecAggOptions,
+  type JoinSecAggOutcome,
+  type ResultContext,
+  type SecAggProgress,
+  type SecAggRunOutcome,
+  type StartSecAggOptions,
+} from './secagg.js';
