@@ -19,7 +19,7 @@ import { generatePartyKeys, writeKeyFile, type PartyKeys } from '../identity/ind
 import { enclaveReceivesKeys, partiesCheckTheCleanRoom, rogueWorkerDenied } from './confidential-steps.js';
 import { providersAgreeJoinSecret, providersPrepareTables, providersUploadDatasets, serverHoldsCiphertext } from './data-steps.js';
 import { analystRunsPrivateCount, budgetRunsOut, differencingAttack } from './dp-steps.js';
-import { providersRunPsi } from './joint-steps.js';
+import { hospitalsAggregate, providersRunPsi } from './joint-steps.js';
 import { analystAttacksDenied, analystRunsQuery, analystRunsTemplate, receiverOpensResults } from './query-steps.js';
 import type { DemoContext } from './context.js';
 import { need } from './narration.js';
@@ -251,6 +251,7 @@ export const DEMO_STEPS: readonly Step<DemoContext>[] = [
   differencingAttack,
   budgetRunsOut,
   providersRunPsi,
+  hospitalsAggregate,
   witnessTheLog,
   verifyReceiptOffline,
   auditTheLog,

@@ -81,6 +81,14 @@ function expectCryptographyAlone(stdout: string): void {
   expect(psi).toContain('the publisher learns: the advertiser brought 20,001\n');
   expect(psi).toMatch(/the enclave's answer to the same question, under differential privacy: [\d,]+ ± \d+ \(95%\)/);
   expect(psi).toContain('log: run.started and run.finished with {"receiver":20001,"sender":60001}: the sizes, no element and no answer\n');
+
+  const hospitals = stepText(stdout, 'Three hospitals add up their readmissions, and one drops out halfway');
+  expect(hospitals).toContain('hospital-readmissions: signed by all three and active');
+  expect(hospitals).toContain('Northgate Medical Centre drops out after sharing its keys (round 1), before sending its masked counts\n');
+  expect(hospitals).toContain('sum over 2 hospitals (1 dropped), by age band:\n');
+  expect(hospitals).toContain('0-17: 19, 18-29: 50, 30-39: 70, 40-49: 98, 50-59: 163, 60-69: 243, 70-79: 319, 80+: 293\n');
+  expect(hospitals).toContain('Riverside Clinic receives the same sum, signed by the aggregator: yes\n');
+  expect(hospitals).toContain('log: run.finished {"contributors":2,"dropouts":1,"kind":"secagg"}: counts of hospitals, never a vector or the sum\n');
 }
 
 function expectGovernedQueries(stdout: string): void {
@@ -224,5 +232,5 @@ describe('malus demo', () => {
     expect(hasStackTrace(stderr)).toBe(false);
     expect(code).toBe(0);
     expect(existsSync(namedDataDir(first).path)).toBe(false);
-  });
+  }, 120_000);
 });
