@@ -10,7 +10,7 @@ describe('package exports', () => {
   const entries = Object.keys(pkg.exports).filter((entry) => entry !== './package.json');
 
   it('maps each entry point to a built index', () => {
-    expect(entries).toEqual(['./agreement', './attestation', './client', './errors', './identity', './server']);
+    expect(entries).toEqual(['./agreement', './attestation', './client', './errors', './identity', './joint', './psi', './secagg', './server']);
   });
 
   it.each(entries)('%s exports exactly the snapshotted names', async (entry) => {
