@@ -44,13 +44,13 @@ export function printJson(io: CliIo, value: unknown): void {
 }
 
 /** Prints the text, or writes it to a new file (never overwriting one) and says so on standard error. */
-export function writeOrPrint(io: CliIo, out: string | undefined, text: string, what: string): void {
+export function writeOrPrint(io: CliIo, out: string | undefined, text: string, what: string, options: { mode?: number } = {}): void {
   if (out === undefined) {
     io.out(text);
     return;
   }
   try {
-    writeFileSync(out, text, { flag: 'wx' });
+    writeFileSync(out, text, { flag: 'wx', ...(options.mode === undefined ? {} : { mode: options.mode }) });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new MalusError(code === 'EEXIST' ? 'usage' : 'file-unreadable', `cannot write ${what} ${out}: ${code === 'EEXIST' ? 'it already exists' : (code ?? 'error')}`);

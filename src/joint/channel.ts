@@ -75,14 +75,7 @@ function assemble(runId: string, sender: string, step: number, parts: readonly U
   if (count < 1 || count > PARTS_PER_STEP) throw new MalusError('invalid-input', `run ${runId}: the message of ${sender} for step ${step} claims ${count} parts`);
   for (let i = 0; i < count; i++) if (parts[i] === undefined) return undefined;
   if (parts.length > count) throw new MalusError('invalid-input', `run ${runId}: the message of ${sender} for step ${step} has more parts than it claims`);
-  const body = parts.slice(0, count).map((p, i) => (i === 0 ? p.subarray(4) : p));
-  const out = new Uint8Array(body.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const p of body) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts.slice(0, count).map((p, i) => (i === 0 ? p.subarray(4) : p))));
 }
 
 /**

@@ -16,7 +16,8 @@ export {
   type ReceiverLink,
   type SenderLink,
 } from './psi.js';
-export { readPsiInput, type PsiInput, type PsiInputParameters } from './psi-input.js';
+// A party's PSI input is read by ingest, through the same normalizers as dataset preparation.
+export { readSetColumn as readPsiInput, type SetColumn as PsiInput, type SetColumnParameters as PsiInputParameters } from '../ingest/index.js';
 export { connectForPsi, listenForPsi, type DirectListener } from './direct.js';
 export { SIGNATURE_BYTES, agreedSigningKey, openPsiMessage, sealPsiMessage } from './signed.js';
 export {

@@ -302,15 +302,7 @@ function lengthPrefixed(bytes: Uint8Array): Uint8Array[] {
   return [u32(bytes.byteLength), bytes];
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
-}
+const concat = (parts: readonly Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 export function encodeSecAggResult(session: ResultContext, result: SecAggResult, signingSecret: Uint8Array): Uint8Array {
   const text = (s: string): Uint8Array[] => lengthPrefixed(new TextEncoder().encode(s));

@@ -1,11 +1,10 @@
-import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { MalusError } from '../../errors/index.js';
 import { CSV_ENCODINGS, INPUT_FORMATS, type CsvEncoding, type InputFormat } from '../../ingest/index.js';
 import { activeTerms, connectForPsi, listenForPsi, psiComputationFor, readPsiInput, receivePsi, sendPsi, type PsiOutcome, type PsiProgress } from '../../joint/index.js';
 import { createPsiPool, type PsiMode, type SetEncoding } from '../../psi/index.js';
-import { printJson, type CliIo } from '../io.js';
+import { printJson, writeOrPrint, type CliIo } from '../io.js';
 import { clientFor, withServerOptions, type CollabServerOptions } from '../server-options.js';
 import { formatBytes } from './dataset.js';
 
@@ -219,15 +218,7 @@ export function registerPsi(program: Command, io: CliIo): void {
         ...(result.mode === 'sum' ? { sum: formatScaled(result.sum, decimals) } : {}),
         ...(result.mode === 'intersection' ? { items: [...result.items].map(String) } : {}),
       };
-      if (options.out !== undefined) {
-        try {
-          writeFileSync(options.out, `${JSON.stringify(view, null, 2)}\n`, { flag: 'wx', mode: 0o600 });
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          throw new MalusError(code === 'EEXIST' ? 'usage' : 'file-unreadable', `cannot write ${options.out}: ${code === 'EEXIST' ? 'it already exists' : (code ?? 'error')}`);
-        }
-        io.err(`wrote the result to ${options.out}\n`);
-      }
+      if (options.out !== undefined) writeOrPrint(io, options.out, `${JSON.stringify(view, null, 2)}\n`, 'result', { mode: 0o600 });
       if (options.json === true) printJson(io, view);
       else io.out(describeResult(result, computation.name, run.id, decimals));
     } finally {

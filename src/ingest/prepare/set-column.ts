@@ -1,5 +1,6 @@
 import type { Column } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
+import { parseAmount } from '../../psi/index.js';
 import { ident, openIngestDb } from '../duckdb.js';
 import { normalizeSql } from './normalize.js';
 import { ProblemList } from './problems.js';
@@ -15,8 +16,10 @@ export interface SetColumnParameters {
   readonly dialect?: CsvDialect;
   /** The identifier column. */
   readonly column: string;
-  /** The sum mode: the column of the values to add (read as text, exactly). */
+  /** The sum mode: the column of the values to add, exact decimals read from their text. */
   readonly valueColumn?: string;
+  /** Decimals the values keep (2 for cents); default 0. */
+  readonly valueDecimals?: number;
   /** The agreement's normalizers for the computation, applied in order. */
   readonly normalize?: readonly string[];
 }
@@ -26,8 +29,8 @@ export interface SetColumn {
   readonly rows: number;
   /** Each row's normalized identifier, in input order (duplicates kept: the protocol drops them). */
   readonly items: string[];
-  /** With `valueColumn`: each row's value as written. */
-  readonly values?: string[];
+  /** With `valueColumn`: each row's value, scaled to an integer count of its smallest unit. */
+  readonly values?: bigint[];
 }
 
 /**
@@ -82,11 +85,19 @@ export async function readSetColumn(parameters: SetColumnParameters): Promise<Se
     const reader = await db.connection.runAndReadAll('SELECT item, value FROM malus_set ORDER BY row');
     const columnsRead = reader.getColumns();
     const items = (columnsRead[0] ?? []).map(String);
-    return {
-      rows,
-      items,
-      ...(parameters.valueColumn === undefined ? {} : { values: (columnsRead[1] ?? []).map(String) }),
-    };
+    if (parameters.valueColumn === undefined) return { rows, items };
+    const decimals = parameters.valueDecimals ?? 0;
+    const values = (columnsRead[1] ?? []).map((text, i) => {
+      try {
+        return parseAmount(String(text).trim(), decimals);
+      } catch {
+        // The value itself is not repeated: it is the party's data.
+        problems.add({ row: i + 1, column: parameters.valueColumn ?? '', message: `is not a non-negative decimal with at most ${decimals} decimal${decimals === 1 ? '' : 's'} (set --value-decimals)` });
+        return 0n;
+      }
+    });
+    problems.throwIfAny('the PSI input has values that cannot be added');
+    return { rows, items, values };
   } finally {
     db.close();
   }
