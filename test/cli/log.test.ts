@@ -1,7 +1,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createClient, getLogEntries, getReceipt } from '../../src/client/index.js';
 import { readKeyFile } from '../../src/identity/index.js';
 import { nodeHash, openCheckpoint, parseVerifierKey, witnessName, type Checkpoint, type Receipt } from '../../src/ledger/index.js';
@@ -16,7 +16,20 @@ const others: ServerProcess[] = [];
 let url = '';
 let logKey = '';
 const ids: Record<string, string> = {};
-const run = (args: string[]) => malus(args, { cwd: dir, timeoutMs: 30_000 });
+const run = (args: string[]) => malus(args, { cwd: dir, timeoutMs: 60_000 });
+
+// Each test drives several child processes in turn: on a loaded machine a test may take far longer
+// than here, so the budget is generous; on a failure the servers' own output is printed, since a
+// timeout alone does not say which side stopped answering.
+vi.setConfig({ testTimeout: 120_000 });
+beforeEach(({ onTestFailed }) => {
+  onTestFailed(() => {
+    for (const [name, p] of [['server', server], ...others.map((o, i) => [`other server ${i}`, o] as const)] as const) {
+      if (p === undefined) continue;
+      console.error(`--- ${name} (${p.url}) stderr, last 4 kB ---\n${p.stderr().slice(-4000)}\n--- stdout, last 4 kB ---\n${p.stdout().slice(-4000)}`);
+    }
+  });
+});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The log key a server announces on standard error right after it starts listening. */
