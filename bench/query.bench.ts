@@ -78,6 +78,13 @@ async function loadTables(dir: string, agreement: Agreement, keys: { advertiser:
   return sandbox;
 }
 
+/** The example without its privacy policy: the campaign query is then governed by k alone. */
+function withoutPrivacy(agreement: Agreement): Agreement {
+  const document = structuredClone(agreement) as unknown as { privacy?: unknown };
+  delete document.privacy;
+  return assertAgreement(document, 'benchmark agreement without a privacy policy');
+}
+
 /** The agreement with a privacy policy on conversions: the campaign query then runs under DP. */
 function withPrivacy(agreement: Agreement): Agreement {
   const document = structuredClone(agreement) as unknown as { privacy: unknown };
@@ -104,9 +111,11 @@ function withPrivacy(agreement: Agreement): Agreement {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'malus-bench-query-'));
   const keys = { advertiser: generatePartyKeys('Advertiser'), publisher: generatePartyKeys('Publisher'), operator: generatePartyKeys('Operator') };
-  const agreement = exampleAgreement(
-    { advertiser: keys.advertiser.identity, publisher: keys.publisher.identity, operator: keys.operator.identity },
-    { validFrom: new Date(Date.now() - 60_000) },
+  const agreement = withoutPrivacy(
+    exampleAgreement(
+      { advertiser: keys.advertiser.identity, publisher: keys.publisher.identity, operator: keys.operator.identity },
+      { validFrom: new Date(Date.now() - 60_000) },
+    ),
   );
   let sandbox: Sandbox | undefined;
   try {

@@ -28,8 +28,18 @@ const integer = (text: string): string => {
   return text;
 };
 
+/**
+ * Whether a sum's per-pair arithmetic can run in 64 bits: its largest bound (in units),
+ * times maxRows (a bounded contribution) and times 2^40 (rows in one pair, far beyond what an
+ * enclave holds), stays below 2^63.
+ */
+function fitsBigint(m: DpMeasurement, maxRows: number): boolean {
+  const largest = (m.bounds ?? ['0', '0']).map((b) => BigInt(integer(b))).reduce((a, b) => (a > (b < 0n ? -b : b) ? a : b < 0n ? -b : b), 0n);
+  return largest * BigInt(Math.max(1, maxRows)) * 2n ** 40n < 2n ** 63n;
+}
+
 /** The raw aggregates of a measurement over one identity's rows in one group. */
-function pairAggregates(m: DpMeasurement, i: number): string[] {
+function pairAggregates(m: DpMeasurement, i: number, maxRows: number): string[] {
   const column = `malus_c_${i}`;
   switch (m.statistic) {
     case 'identities':
@@ -44,7 +54,11 @@ function pairAggregates(m: DpMeasurement, i: number): string[] {
       const decimals = m.decimals ?? 0;
       const [lower, upper] = (m.bounds ?? ['0', '0']).map((b) => unitsAsDecimal(BigInt(integer(b)), decimals));
       const units = `CAST(least(greatest(${column}, ${lower}), ${upper}) * ${10n ** BigInt(decimals)} AS BIGINT)`;
-      return [`count(${column}) AS malus_n_${i}`, `sum(${units}) AS malus_s_${i}`];
+      // DuckDB sums BIGINT into a 128-bit integer, whose arithmetic on every pair costs more than
+      // the bounding itself; a pair's sum fits 64 bits unless it holds some 2^40 rows, and a cast
+      // that overflows fails the query rather than wrapping.
+      const sum = fitsBigint(m, maxRows) ? `CAST(sum(${units}) AS BIGINT)` : `sum(${units})`;
+      return [`count(${column}) AS malus_n_${i}`, `${sum} AS malus_s_${i}`];
     }
   }
 }
@@ -60,6 +74,11 @@ function bounded(m: DpMeasurement, i: number, maxRows: number): string {
     case 'distinct-identities':
       return `CASE WHEN malus_n_${i} > 0 THEN 1 ELSE 0 END`;
     case 'sum':
+      // Up to maxRows rows the sum is kept as it is; above, the mean times maxRows (computed in 128
+      // bits, as the product may not fit 64 before the division).
+      if (fitsBigint(m, maxRows)) {
+        return `CASE WHEN malus_n_${i} <= ${maxRows} THEN malus_s_${i} ELSE CAST(CAST(malus_s_${i} AS HUGEINT) * ${maxRows} // malus_n_${i} AS BIGINT) END`;
+      }
       return `CASE WHEN malus_n_${i} = 0 THEN 0 ELSE malus_s_${i} * least(malus_n_${i}, ${maxRows}) // malus_n_${i} END`;
   }
 }
@@ -79,7 +98,7 @@ export async function rewritePrivate(statement: AstNode, tables: readonly Table[
   select.having = null;
   if (isNode(select.cte_map)) select.cte_map = { map: [] };
   const inner = await deparse(resolved);
-  const aggregates = plan.measurements.flatMap((m, i) => pairAggregates(m, i));
+  const aggregates = plan.measurements.flatMap((m, i) => pairAggregates(m, i, plan.maxRowsPerIdentity));
   const keys = ['malus_id', ...groupNames].join(', ');
   // coalesce: a sum over no pairs is NULL, and an empty answer must look like any other.
   const totals = plan.measurements.map((m, i) => `CAST(coalesce(sum(${bounded(m, i, plan.maxRowsPerIdentity)}), 0) AS VARCHAR) AS ${m.name}`);

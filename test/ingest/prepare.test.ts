@@ -18,6 +18,8 @@ import {
   verifyManifest,
   type PrepareParameters,
 } from '../../src/ingest/index.js';
+import { parquetOf } from '../engine/query-fixtures.js';
+import { writePreparedDataset } from './make-dataset.js';
 import { prepareError } from './prepare-helpers.js';
 import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
 
@@ -105,6 +107,27 @@ describe('dataset prepare and load', () => {
         "table conversions: the dataset breaks the agreement: 1 rows repeat an identity, and the table's duplicates policy is reject",
       );
       // Nothing of it stays loaded.
+      expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('refuses at load a dataset whose pseudonymized column holds anything but pseudonyms, counting distinct values', async () => {
+    // A provider whose tool skipped pseudonymization: an e-mail address (twice), an upper-case and
+    // a short hex string, next to one real pseudonym.
+    const good = pseudonym(deriveJoinKey(secret, agreement.id), 'a1b2');
+    const values = ['alice@example.com', 'alice@example.com', good.toUpperCase(), good.slice(1), good];
+    const payload = await parquetOf(
+      values.map((v, i) => `SELECT '${v}' AS email_hash, 'c-${i}' AS campaign_id, DATE '2026-01-02' AS order_date, CAST(1 AS DECIMAL(12,2)) AS order_value`).join(' UNION ALL '),
+    );
+    const made = await writePreparedDataset(join(dir, 'raw-identities'), { agreement, table: 'conversions', keys: keys.advertiser, payload, rows: values.length });
+    const db = await openIngestDb();
+    try {
+      const source = createReadStream(made.paths.ciphertext);
+      await expect(loadDataset({ connection: db.connection, source, key: made.dataKey, manifest: made.manifest.manifest, table: agreement.tables[0]! })).rejects.toThrow(
+        'table conversions: the dataset breaks the agreement: 3 distinct values of email_hash are not pseudonyms (64 lower-case hex characters)',
+      );
       expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
     } finally {
       db.close();

@@ -150,11 +150,14 @@ export function parseDatasetHeader(bytes: Uint8Array): { header: DatasetHeader; 
   return { header: parsed.data, prefixBytes: start + length };
 }
 
-/** A byte queue that joins pieces only when a caller needs them contiguous. */
+/**
+ * A byte queue that joins pieces only when a caller needs them contiguous, and then only as many
+ * as it needs: a chunk straddling two reads costs one copy of the chunk, not of everything queued.
+ */
 function byteQueue(): { length: number; push(piece: Uint8Array): void; peek(n: number): Buffer; drop(n: number): void } {
   let pieces: Buffer[] = [];
   let length = 0;
-  const queue = {
+  return {
     get length() {
       return length;
     },
@@ -163,17 +166,28 @@ function byteQueue(): { length: number; push(piece: Uint8Array): void; peek(n: n
       length += piece.byteLength;
     },
     peek(n: number): Buffer {
-      if ((pieces[0]?.length ?? 0) < n) pieces = [Buffer.concat(pieces)];
+      if ((pieces[0]?.length ?? 0) < n) {
+        let covered = 0;
+        let count = 0;
+        while (covered < n && count < pieces.length) covered += (pieces[count++] as Buffer).length;
+        pieces = [Buffer.concat(pieces.slice(0, count), covered), ...pieces.slice(count)];
+      }
       return (pieces[0] as Buffer).subarray(0, n);
     },
     drop(n: number) {
-      const first = queue.peek(n);
-      pieces[0] = (pieces[0] as Buffer).subarray(first.length);
-      if (pieces[0].length === 0) pieces.shift();
-      length -= n;
+      let left = Math.min(n, length);
+      length -= left;
+      while (left > 0) {
+        const first = pieces[0] as Buffer;
+        if (first.length > left) {
+          pieces[0] = first.subarray(left);
+          return;
+        }
+        left -= first.length;
+        pieces.shift();
+      }
     },
   };
-  return queue;
 }
 
 /**
@@ -211,7 +225,9 @@ export async function* openDataset(
     decipher.setAuthTag(body.subarray(length - TAG_BYTES));
     let plaintext: Buffer;
     try {
-      plaintext = Buffer.concat([decipher.update(body.subarray(0, length - TAG_BYTES)), decipher.final()]);
+      const opened = decipher.update(body.subarray(0, length - TAG_BYTES));
+      const rest = decipher.final(); // empty for GCM; checked anyway rather than assumed
+      plaintext = rest.length === 0 ? opened : Buffer.concat([opened, rest]);
     } catch {
       const why = last
         ? 'the file is truncated, or the chunk was altered or moved, or the key is wrong'

@@ -80,7 +80,7 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
   }
   // Qualified for the output query, which joins tables whose columns could share a name with it.
   const outputRef = converted ? `${RAW_TABLE}.${typedName(i)}` : `CAST(${RAW_TABLE}.${raw} AS VARCHAR)`;
-  return { value: normalized ? value : undefined, typed: converted ? typed : undefined, outputRef, checks };
+  return { value: normalized ? value : undefined, typed: converted ? typed : undefined, quoted: quoteValue, outputRef, checks };
 }
 
 export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
@@ -94,7 +94,13 @@ export function planPreparation(table: Table, joinKey: Uint8Array | undefined): 
     const values = plans.flatMap((plan, i) => (plan.value === undefined ? [] : [`${plan.value} AS ${valueName(i)}`]));
     const typed = plans.flatMap((plan, i) => (plan.typed === undefined ? [] : [`${plan.typed} AS ${typedName(i)}`]));
     const level = (items: string[], from: string): string => (items.length === 0 ? from : `SELECT *, ${items.join(', ')} FROM (${from})`);
-    const exclude = values.length === 0 ? '' : ` EXCLUDE (${plans.flatMap((plan, i) => (plan.value === undefined ? [] : [valueName(i)])).join(', ')})`;
+    // Not kept: normalized text (its typed column holds it), and the raw text of a sensitive column
+    // once converted (nothing reads it again: its checks are computed here and never quote it).
+    const dropped = plans.flatMap((plan, i) => [
+      ...(plan.value === undefined ? [] : [valueName(i)]),
+      ...(plan.typed !== undefined && !plan.quoted ? [ident((table.columns[i] as Column).name)] : []),
+    ]);
+    const exclude = dropped.length === 0 ? '' : ` EXCLUDE (${dropped.join(', ')})`;
     return `SELECT *${exclude}${flags.length === 0 ? '' : `, ${flags.join(', ')}`} FROM (${level(typed, level(values, inner))})`;
   };
   const select: string[] = [];
