@@ -13,11 +13,11 @@ const fields = {
   rows: 10,
 };
 
-function seal(plaintext: Buffer, key: Buffer, header: DatasetHeader = newDatasetHeader(fields)): { file: Buffer; chunks: Buffer[]; prefix: Buffer } {
+function seal(plaintext: Buffer, key: Buffer, header: DatasetHeader = newDatasetHeader(fields), pieceBytes = 333_333): { file: Buffer; chunks: Buffer[]; prefix: Buffer } {
   const sealer = datasetSealer(header, key);
   const chunks: Buffer[] = [];
-  // Feed in odd sizes: chunking must not depend on how the plaintext arrives.
-  for (let offset = 0; offset < plaintext.length; offset += 333_333) chunks.push(...sealer.push(plaintext.subarray(offset, offset + 333_333)));
+  // Fed in odd sizes by default: chunking must not depend on how the plaintext arrives.
+  for (let offset = 0; offset < plaintext.length; offset += pieceBytes) chunks.push(...sealer.push(plaintext.subarray(offset, offset + pieceBytes)));
   chunks.push(sealer.finish());
   return { file: Buffer.concat([sealer.prefix, ...chunks]), chunks, prefix: sealer.prefix };
 }
@@ -57,6 +57,14 @@ describe('malus.dataset/v1 container', () => {
     expect(seal(exact, key).chunks).toHaveLength(2);
     expect((await open(seal(exact, key).file, key)).equals(exact)).toBe(true);
     expect((await open(seal(Buffer.alloc(0), key).file, key)).equals(Buffer.alloc(0))).toBe(true);
+  });
+
+  it('seals the same bytes however the plaintext is fed: whole chunks, pieces larger than two chunks, or one piece', () => {
+    const header = newDatasetHeader(fields);
+    const reference = seal(plaintext, key, header).file;
+    for (const pieceBytes of [CHUNK_BYTES, CHUNK_BYTES + 1, CHUNK_BYTES * 2 + 7, plaintext.length, 65_536]) {
+      expect(seal(plaintext, key, header, pieceBytes).file.equals(reference), `pieces of ${pieceBytes}`).toBe(true);
+    }
   });
 
   it('binds the header: its fields parse back, and a changed field fails every chunk', async () => {

@@ -93,11 +93,18 @@ export function datasetSealer(header: DatasetHeader, key: Uint8Array): { prefix:
     if (index > 0xffffffff) throw new MalusError('invalid-input', 'dataset too large: more than 2^32 chunks');
     const cipher = createCipheriv('aes-256-gcm', key, nonce(noncePrefix, index, last));
     cipher.setAAD(aad);
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const encrypted = cipher.update(plaintext);
+    const rest = cipher.final(); // empty for GCM
+    const tag = cipher.getAuthTag();
     index += 1;
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(body.length);
-    return Buffer.concat([length, body]);
+    // One buffer per sealed chunk, copied once: length, ciphertext, tag.
+    const body = encrypted.length + rest.length + tag.length;
+    const out = Buffer.allocUnsafe(4 + body);
+    out.writeUInt32BE(body, 0);
+    encrypted.copy(out, 4);
+    rest.copy(out, 4 + encrypted.length);
+    tag.copy(out, 4 + encrypted.length + rest.length);
+    return out;
   };
   return {
     prefix,
@@ -108,11 +115,13 @@ export function datasetSealer(header: DatasetHeader, key: Uint8Array): { prefix:
       const out: Buffer[] = [];
       // Keep at least one byte back so that the final chunk is never empty unless the stream is.
       while (pendingBytes > CHUNK_BYTES) {
-        const all = Buffer.concat(pending);
+        // Copied together only when the chunk spans pieces.
+        const first = pending[0] as Buffer;
+        const all = first.length >= CHUNK_BYTES ? first : Buffer.concat(pending);
         out.push(seal(all.subarray(0, CHUNK_BYTES), false));
         const rest = all.subarray(CHUNK_BYTES);
-        pending = [rest];
-        pendingBytes = rest.length;
+        pending = all === first ? [...(rest.length > 0 ? [rest] : []), ...pending.slice(1)] : [rest];
+        pendingBytes -= CHUNK_BYTES;
       }
       return out;
     },
