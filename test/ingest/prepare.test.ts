@@ -205,6 +205,15 @@ describe('dataset prepare and load', () => {
   it('refuses an empty file and a header without rows', async () => {
     expect((await prepareError(params(write('empty.csv', '')))).message).toMatch(/^the input .*empty\.csv is empty$/);
     expect((await prepareError(params(write('header-only.csv', 'email_hash,campaign_id,order_date,order_value\n')))).message).toBe('the input has no data rows');
+    // Without its line end, the header is still the whole first line, not an over-long one.
+    expect((await prepareError(params(write('header-no-newline.csv', 'email_hash,campaign_id,order_date,order_value')))).message).toBe('the input has no data rows');
+  });
+
+  it('reads a header longer than the first 64 KiB it probes', async () => {
+    // Names match ignoring surrounding blanks: the last one carries 100,000 of them.
+    const text = CONVERSIONS.replace('order_value', `order_value${' '.repeat(100_000)}`);
+    const prepared = await prepareDataset(params(write('long-header.csv', text)));
+    expect(prepared.signed.manifest.rows).toBe(3);
   });
 
   it('refuses rows with too few or too many columns, naming the line', async () => {

@@ -5,7 +5,6 @@ import {
   createReadStream,
   createWriteStream,
   existsSync,
-  fsyncSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -17,6 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { open as openFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { pseudonymizedColumns, type Agreement, type Table } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
@@ -180,7 +180,6 @@ async function writeCiphertext(
       write(seal.prefix);
       for await (const piece of createReadStream(payload, { highWaterMark: 1 << 20 })) for (const chunk of seal.push(piece as Buffer)) write(chunk);
       write(seal.finish());
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -246,6 +245,16 @@ async function writeCiphertextThroughPipe(
   }
 }
 
+/** fsync through a handle of its own, so that it runs on a pool thread while this one works. */
+async function syncFile(path: string): Promise<void> {
+  const handle = await openFile(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 export async function prepareDataset(parameters: PrepareParameters): Promise<PreparedDataset> {
   const { agreement, keys } = parameters;
   const owner = keys.identity.id;
@@ -260,6 +269,7 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
   const { final, staging } = prepareOutputDir(parameters.out);
   const dataKey = randomBytes(DATA_KEY_BYTES);
   let db: IngestDb | undefined;
+  let synced: Promise<void> | undefined;
   try {
     db = await openIngestDb(parameters.threads === undefined ? {} : { threads: parameters.threads });
     const plan = planPreparation(table, joinKey);
@@ -288,7 +298,13 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
       });
     }
     const seal = datasetSealer(header, dataKey);
-    const ciphertext = await writeCiphertext(db, plan.output, join(staging, DATASET_FILES.ciphertext), seal, c3rSecretOption(c3rSecret), parameters.memoryDir ?? DEFAULT_MEMORY_DIR);
+    const cipherPath = join(staging, DATASET_FILES.ciphertext);
+    const ciphertext = await writeCiphertext(db, plan.output, cipherPath, seal, c3rSecretOption(c3rSecret), parameters.memoryDir ?? DEFAULT_MEMORY_DIR);
+    // The ciphertext goes to the disk on a pool thread while DuckDB is closed and the manifest made.
+    synced = syncFile(cipherPath);
+    synced.catch(() => undefined);
+    db.close();
+    db = undefined;
     const signed = signManifest(
       {
         format: MANIFEST_FORMAT,
@@ -310,11 +326,13 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     const sealedKey = await sealDataKeyForOwner(dataKey, { collaboration: agreement.id, dataset }, keys);
     writeFileSync(join(staging, DATASET_FILES.manifest), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
     writeFileSync(join(staging, DATASET_FILES.dataKey), `${JSON.stringify(sealedKey, null, 2)}\n`, { mode: 0o600 });
+    await synced;
     // Only an empty folder is replaced (rmdir refuses any other): nothing put there meanwhile is lost.
     if (existsSync(final)) rmdirSync(final);
     renameSync(staging, final);
     return { dir: final, signed };
   } catch (error) {
+    await synced?.catch(() => undefined);
     rmSync(staging, { recursive: true, force: true });
     throw error;
   } finally {

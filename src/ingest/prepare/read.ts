@@ -42,20 +42,37 @@ function checkChar(value: string | undefined, option: string): void {
   if (value !== undefined && Array.from(value).length !== 1) throw new MalusError('usage', `${option} must be exactly one character`);
 }
 
-/** The names in the first CSV record, read by hand so that a broken row further down cannot skew them. */
-function csvHeader(path: string, dialect: CsvDialect): string[] {
+/** The first `bytes` bytes of a file. */
+function readPrefix(path: string, bytes: number): Buffer {
   const fd = openSync(path, 'r');
-  const probe = Buffer.alloc(Math.min(MAX_LINE_BYTES, Math.max(1, statSync(path).size)));
-  let length: number;
   try {
-    length = readSync(fd, probe, 0, probe.length, 0);
+    const probe = Buffer.allocUnsafe(bytes);
+    return probe.subarray(0, readSync(fd, probe, 0, bytes, 0));
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The names in the first CSV record, read by hand so that a broken row further down cannot skew
+ * them. The file is read from 64 KiB on, larger only while the first line has not ended.
+ */
+function csvHeader(path: string, dialect: CsvDialect): string[] {
+  const size = Math.max(1, statSync(path).size);
+  for (let limit = 65_536; ; limit *= 16) {
+    const bytes = Math.min(limit, MAX_LINE_BYTES, size);
+    const fields = headerFields(readPrefix(path, bytes), dialect, bytes === size);
+    if (fields !== undefined) return fields;
+    if (bytes >= MAX_LINE_BYTES) throw new MalusError('invalid-input', `line 1 (the header) is longer than ${MAX_LINE_BYTES} bytes`);
+  }
+}
+
+/** The header's fields, or undefined if the line goes on past `probe` (and the file does too). */
+function headerFields(probe: Buffer, dialect: CsvDialect, wholeFile: boolean): string[] | undefined {
   const encoding = dialect.encoding ?? 'utf-8';
   // Decoded leniently: a bad byte further down is reported by DuckDB with its line; only a bad
   // byte inside the header itself is an error here.
-  let text = new TextDecoder(encoding === 'latin-1' ? 'latin1' : encoding === 'utf-16' ? 'utf-16le' : 'utf-8').decode(probe.subarray(0, length));
+  let text = new TextDecoder(encoding === 'latin-1' ? 'latin1' : encoding === 'utf-16' ? 'utf-16le' : 'utf-8').decode(probe);
   if (text.startsWith('\ufeff')) text = text.slice(1);
   const delimiter = dialect.delimiter ?? ',';
   const quote = dialect.quote ?? '"';
@@ -63,6 +80,13 @@ function csvHeader(path: string, dialect: CsvDialect): string[] {
   const fields: string[] = [];
   let field = '';
   let quoted = false;
+  const done = (): string[] => {
+    fields.push(field);
+    if (fields.some((name) => name.includes('\ufffd'))) {
+      throw new MalusError('invalid-input', `line 1 (the header) is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
+    }
+    return fields;
+  };
   for (let i = 0; i < text.length; i += 1) {
     const ch = text[i] as string;
     if (quoted) {
@@ -75,17 +99,10 @@ function csvHeader(path: string, dialect: CsvDialect): string[] {
     else if (ch === delimiter) {
       fields.push(field);
       field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      fields.push(field);
-      if (fields.some((name) => name.includes('\ufffd'))) {
-        throw new MalusError('invalid-input', `line 1 (the header) is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
-      }
-      return fields;
-    } else field += ch;
+    } else if (ch === '\n' || ch === '\r') return done();
+    else field += ch;
   }
-  if (length === probe.length) throw new MalusError('invalid-input', `line 1 (the header) is longer than ${MAX_LINE_BYTES} bytes`);
-  fields.push(field);
-  return fields;
+  return wholeFile ? done() : undefined;
 }
 
 /** Matches the file's columns to the agreement's: exactly, else ignoring case; every mismatch is reported. */
