@@ -21,7 +21,7 @@ const run = (args: string[]) => malus(args, { cwd: dir, timeoutMs: 60_000 });
 // Each test drives several child processes in turn: on a loaded machine a test may take far longer
 // than here, so the budget is generous; on a failure the servers' own output is printed, since a
 // timeout alone does not say which side stopped answering.
-vi.setConfig({ testTimeout: 120_000 });
+vi.setConfig({ testTimeout: 90_000 });
 beforeEach(({ onTestFailed }) => {
   onTestFailed(() => {
     for (const [name, p] of [['server', server], ...others.map((o, i) => [`other server ${i}`, o] as const)] as const) {
