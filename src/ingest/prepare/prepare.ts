@@ -245,7 +245,7 @@ async function writeCiphertextThroughPipe(
   }
 }
 
-/** fsync through a handle of its own, so that it runs on a pool thread while this one works. */
+/** fsync of a file or folder through a handle of its own, so that it runs on a pool thread while this one works. */
 async function syncFile(path: string): Promise<void> {
   const handle = await openFile(path, 'r');
   try {
@@ -326,10 +326,12 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     const sealedKey = await sealDataKeyForOwner(dataKey, { collaboration: agreement.id, dataset }, keys);
     writeFileSync(join(staging, DATASET_FILES.manifest), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
     writeFileSync(join(staging, DATASET_FILES.dataKey), `${JSON.stringify(sealedKey, null, 2)}\n`, { mode: 0o600 });
-    await synced;
+    await Promise.all([synced, syncFile(join(staging, DATASET_FILES.manifest)), syncFile(join(staging, DATASET_FILES.dataKey))]);
     // Only an empty folder is replaced (rmdir refuses any other): nothing put there meanwhile is lost.
     if (existsSync(final)) rmdirSync(final);
     renameSync(staging, final);
+    // The new name is durable once the folder that holds it is synced.
+    await syncFile(dirname(final));
     return { dir: final, signed };
   } catch (error) {
     await synced?.catch(() => undefined);
