@@ -35,6 +35,7 @@ export {
 } from './format/key-at-rest.js';
 export { DATASET_FILES } from './format/files.js';
 export { prepareDataset, type PrepareParameters, type PreparedDataset } from './prepare/prepare.js';
+export { syncPath } from './sync.js';
 export { CSV_ENCODINGS, INPUT_FORMATS, MAX_LINE_BYTES, inferFormat, type CsvDialect, type CsvEncoding, type InputFormat } from './prepare/read.js';
 export { JOIN_SECRET_BYTES, deriveJoinKey, joinKeyCommitment, parseJoinSecret, pseudonym } from './prepare/join-key.js';
 export { SHOWN_PROBLEMS } from './prepare/problems.js';

@@ -34,7 +34,8 @@ const integer = (text: string): string => {
  * enclave holds), stays below 2^63.
  */
 function fitsBigint(m: DpMeasurement, maxRows: number): boolean {
-  const largest = (m.bounds ?? ['0', '0']).map((b) => BigInt(integer(b))).reduce((a, b) => (a > (b < 0n ? -b : b) ? a : b < 0n ? -b : b), 0n);
+  const magnitudes = (m.bounds ?? ['0', '0']).map((b) => BigInt(integer(b))).map((b) => (b < 0n ? -b : b));
+  const largest = magnitudes.reduce((a, b) => (a > b ? a : b), 0n);
   return largest * BigInt(Math.max(1, maxRows)) * 2n ** 40n < 2n ** 63n;
 }
 

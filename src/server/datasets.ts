@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import canonicalize from 'canonicalize';
 import type { DatasetView, UploadProgressView, UploadStateView } from '../api/index.js';
 import { MalusError, type Reason } from '../errors/index.js';
-import { parseDatasetHeader, signedManifestSchema, verifyManifest, type ManifestReason, type SignedManifest } from '../ingest/index.js';
+import { parseDatasetHeader, signedManifestSchema, syncPath, verifyManifest, type ManifestReason, type SignedManifest } from '../ingest/index.js';
 import type { LogEvent } from '../ledger/index.js';
 import type { DatasetRecord, DatasetUploadRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
@@ -64,16 +64,6 @@ async function removeFile(path: string): Promise<void> {
     await unlink(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw diskFailure('remove an upload', error);
-  }
-}
-
-/** A rename is durable once the directory that holds the new name is synced. */
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -191,7 +181,7 @@ async function reconcile(ctx: ServerContext, files: DatasetFiles, pending: Datas
     try {
       await mkdir(dirname(files.part), { recursive: true, mode: 0o700 });
       await rename(files.final, files.part);
-      await syncDirectory(dirname(files.part));
+      await syncPath(dirname(files.part));
     } catch (error) {
       throw diskFailure('recover an upload', error);
     }
@@ -456,8 +446,8 @@ async function complete(ctx: ServerContext, files: DatasetFiles, pending: Datase
     }
     await mkdir(dirname(files.final), { recursive: true, mode: 0o700 });
     await rename(files.part, files.final);
-    await syncDirectory(dirname(files.final));
-    await syncDirectory(dirname(files.part));
+    await syncPath(dirname(files.final));
+    await syncPath(dirname(files.part));
   } catch (error) {
     throw diskFailure('move a dataset into place', error);
   }

@@ -16,7 +16,6 @@ import {
   writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { open as openFile } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { pseudonymizedColumns, type Agreement, type Table } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
@@ -32,6 +31,7 @@ import { MANIFEST_FORMAT, sha256Of, signManifest, tableSchemaHash, type SignedMa
 import { C3R_SECRET_METADATA_KEY } from '../load.js';
 import { DEFAULT_MEMORY_DIR, isMemoryBacked } from '../memory-dir.js';
 import { createNamedPipe } from '../pipe.js';
+import { syncPath } from '../sync.js';
 import { deriveJoinKey, joinKeyCommitment } from './join-key.js';
 import { RAW_TABLE, inferFormat, stageInput, type CsvDialect, type InputFormat } from './read.js';
 import { planPreparation, validateStaged } from './validate.js';
@@ -245,16 +245,6 @@ async function writeCiphertextThroughPipe(
   }
 }
 
-/** fsync of a file or folder through a handle of its own, so that it runs on a pool thread while this one works. */
-async function syncFile(path: string): Promise<void> {
-  const handle = await openFile(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export async function prepareDataset(parameters: PrepareParameters): Promise<PreparedDataset> {
   const { agreement, keys } = parameters;
   const owner = keys.identity.id;
@@ -301,7 +291,7 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     const cipherPath = join(staging, DATASET_FILES.ciphertext);
     const ciphertext = await writeCiphertext(db, plan.output, cipherPath, seal, c3rSecretOption(c3rSecret), parameters.memoryDir ?? DEFAULT_MEMORY_DIR);
     // The ciphertext goes to the disk on a pool thread while DuckDB is closed and the manifest made.
-    synced = syncFile(cipherPath);
+    synced = syncPath(cipherPath);
     synced.catch(() => undefined);
     db.close();
     db = undefined;
@@ -326,12 +316,12 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     const sealedKey = await sealDataKeyForOwner(dataKey, { collaboration: agreement.id, dataset }, keys);
     writeFileSync(join(staging, DATASET_FILES.manifest), `${JSON.stringify(signed, null, 2)}\n`, { mode: 0o644 });
     writeFileSync(join(staging, DATASET_FILES.dataKey), `${JSON.stringify(sealedKey, null, 2)}\n`, { mode: 0o600 });
-    await Promise.all([synced, syncFile(join(staging, DATASET_FILES.manifest)), syncFile(join(staging, DATASET_FILES.dataKey))]);
+    await Promise.all([synced, syncPath(join(staging, DATASET_FILES.manifest)), syncPath(join(staging, DATASET_FILES.dataKey))]);
     // Only an empty folder is replaced (rmdir refuses any other): nothing put there meanwhile is lost.
     if (existsSync(final)) rmdirSync(final);
     renameSync(staging, final);
     // The new name is durable once the folder that holds it is synced.
-    await syncFile(dirname(final));
+    await syncPath(dirname(final));
     return { dir: final, signed };
   } catch (error) {
     await synced?.catch(() => undefined);
