@@ -13,12 +13,15 @@ import { DP_SEED_PARAMETER, type DpMeasurement } from './types.js';
 //   2. malus_pairs: one row per identity and group with plain counts and clamped sums (cheap
 //      aggregates: the bounding itself is arithmetic on these, later, over far fewer rows);
 //   3. malus_kept: for each identity, at most maxGroupsPerIdentity of its pairs, chosen at random
-//      by a hash under the run's secret seed (a window over the pairs, not over every row);
+//      by a hash under the run's secret seed: the G smallest hashes of each identity (a top-G per
+//      identity, joined back to the pairs, which costs less than a window sorting every pair);
 //   4. one row per group with each bounded statistic summed, as exact text: min(n, R) rows, and
 //      for a sum the mean clamped value times min(n, R) (what keeping R rows chosen at random
 //      gives in expectation, with less variance and the same bound).
 // The text around the checked query holds only names Malus makes, integers from the agreement and
 // its public-domain values as quoted literals.
+
+const MAX_UBIGINT = (2n ** 64n - 1n).toString();
 
 /** A VARCHAR literal of a public-domain value from the agreement: quotes doubled, nothing else to escape in SQL. */
 const sqlString = (value: string): string => `'${value.replaceAll("'", "''")}'`;
@@ -106,17 +109,26 @@ export async function rewritePrivate(statement: AstNode, tables: readonly Table[
   // Under a public domain only its groups are kept here, so that no row outside it is ever counted.
   const domain = plan.groups.flatMap((g) => (g.domain === undefined ? [] : [`${g.name} IN (${g.domain.map(sqlString).join(', ')})`]));
   const where = ['malus_id IS NOT NULL', ...domain].join(' AND ');
-  const pairs = `malus_pairs AS (SELECT ${[keys, ...aggregates].join(', ')} FROM malus_rows WHERE ${where} GROUP BY ${keys})`;
+  const pairs = (columns: readonly string[]): string => `malus_pairs AS (SELECT ${columns.join(', ')} FROM malus_rows WHERE ${where} GROUP BY ${keys})`;
   if (groupNames.length === 0) {
     // One group: an identity's single pair is all it contributes.
-    return [`WITH malus_rows AS (${inner}),`, pairs, `SELECT ${totals.join(', ')} FROM malus_pairs`].join('\n');
+    return [`WITH malus_rows AS (${inner}),`, pairs([keys, ...aggregates]), `SELECT ${totals.join(', ')} FROM malus_pairs`].join('\n');
   }
   const groups = groupNames.join(', ');
-  // row_number never gives two pairs one rank, so no identity keeps more than maxGroups pairs, ties or not.
+  const limit = plan.maxGroupsPerIdentity;
+  // A pair is kept when its hash is at most the identity's G-th smallest. Two pairs of one identity
+  // with equal 64-bit hashes at that boundary (odds about 2^-64 per identity) would let it keep
+  // more than G: the query then fails rather than exceed the bound.
+  const threshold = [
+    `CASE WHEN len(l.malus_low) <= ${limit} THEN CAST(${MAX_UBIGINT} AS UBIGINT)`,
+    `WHEN l.malus_low[${limit + 1}] = l.malus_low[${limit}] THEN error('two pairs of one identity hash alike: the contribution bound cannot be kept')`,
+    `ELSE l.malus_low[${limit}] END`,
+  ].join(' ');
   return [
     `WITH malus_rows AS (${inner}),`,
-    `${pairs},`,
-    `malus_kept AS (SELECT * FROM malus_pairs QUALIFY row_number() OVER (PARTITION BY malus_id ORDER BY hash(${keys}, $${DP_SEED_PARAMETER})) <= ${plan.maxGroupsPerIdentity})`,
+    `${pairs([keys, `hash(${keys}, $${DP_SEED_PARAMETER}) AS malus_h`, ...aggregates])},`,
+    `malus_limits AS (SELECT malus_id, min(malus_h, ${limit + 1}) AS malus_low FROM malus_pairs GROUP BY malus_id),`,
+    `malus_kept AS (SELECT p.* FROM malus_pairs AS p JOIN malus_limits AS l ON p.malus_id = l.malus_id AND p.malus_h <= ${threshold})`,
     `SELECT ${[groups, ...totals].join(', ')}`,
     `FROM malus_kept GROUP BY ${groups} ORDER BY ${groups}`,
   ].join('\n');

@@ -147,7 +147,7 @@ describe('the interval on real draws', () => {
     ['laplace', '100'],
     ['gaussian', '5/2'],
     ['gaussian', '100'],
-  ] as const)('%s noise of scale %s falls within ±w about 95%% of the time', (mechanism, text) => {
+  ] as const)('%s noise of scale %s falls within ±w about 95 percent of the time', (mechanism, text) => {
     const scale = parseRational(text);
     const w = noiseHalfWidth(mechanism, scale);
     const sampler = mechanism === 'laplace' ? discreteLaplace : discreteGaussian;

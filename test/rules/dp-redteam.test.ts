@@ -482,6 +482,46 @@ describe('holds: bounds, groups, thresholds and plans', () => {
     }
   });
 
+  it('an identity in fewer than G groups keeps all of them, and the seed decides which G of many are kept', async () => {
+    const agreement = withPolicy({ maxGroupsPerIdentity: 3, partitionSelection: { delta: 1e-6 } });
+    const checked = await check(agreement, 'SELECT c.campaign_id, COUNT(*) AS n FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash GROUP BY 1');
+    const few = { conversions: ['k0', 'k1'].map((k) => conversion('f', k)), impressions: [impression('f', 'k0')] };
+    expect((await exactOn(agreement, checked, few)).map((r) => r.malus_g_0)).toEqual(['k0', 'k1']);
+    const campaigns = Array.from({ length: 12 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+    const many = { conversions: campaigns.map((k) => conversion('v', k)), impressions: [impression('v', 'k00')] };
+    const chosen = new Set<string>();
+    for (const seed of [1n, 2n, 3n, 4n, 5n, 6n]) {
+      const kept = (await exactOn(agreement, checked, many, seed)).map((r) => String(r.malus_g_0));
+      expect(kept).toHaveLength(3);
+      chosen.add(kept.join(','));
+    }
+    // Six seeds choosing among 220 triples: the same triple every time would mean the seed is ignored.
+    expect(chosen.size).toBeGreaterThan(1);
+  });
+
+  it('two pairs of one identity whose hashes tie at the G-th place fail the query instead of keeping G + 1', async () => {
+    const agreement = withPolicy({ maxGroupsPerIdentity: 2, partitionSelection: { delta: 1e-6 } });
+    const checked = await check(agreement, 'SELECT c.campaign_id, COUNT(*) AS n FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash GROUP BY 1');
+    const lines = checked.rewritten.split('\n');
+    const pairsAt = lines.findIndex((line) => line.startsWith('malus_pairs AS ('));
+    expect(pairsAt).toBeGreaterThan(0);
+    // A 64-bit hash collision cannot be found on purpose, so the pairs are given with chosen hashes.
+    // The pair's aggregates (one row each here) keep their names from the real CTE.
+    const aggregates = [...(lines[pairsAt] ?? '').matchAll(/ AS (malus_[ns]_\d+)/g)].map((m) => m[1]);
+    expect(aggregates.length).toBeGreaterThan(0);
+    const withHashes = (hashes: number[]): string => {
+      const values = hashes.map((h, i) => `('v', 'k${i}', CAST(${h} AS UBIGINT)${', 1'.repeat(aggregates.length)})`).join(', ');
+      const copy = [...lines];
+      copy[pairsAt] = `malus_pairs AS (SELECT * FROM (VALUES ${values}) AS t(malus_id, malus_g_0, malus_h, ${aggregates.join(', ')})),`;
+      return copy.join('\n');
+    };
+    const tied = { ...checked, rewritten: withHashes([5, 5, 5]) };
+    await expect(exactOn(agreement, tied, { conversions: [], impressions: [] })).rejects.toThrow(/hash alike/);
+    // Ties below the boundary are harmless: exactly G pairs are kept.
+    const below = { ...checked, rewritten: withHashes([5, 5, 9]) };
+    expect((await exactOn(agreement, below, { conversions: [], impressions: [] })).map((r) => r.malus_g_0)).toEqual(['k0', 'k1']);
+  });
+
   it('the partition-selection threshold keeps a one-person group under delta/G per group', async () => {
     const agreement = withPolicy({ maxGroupsPerIdentity: 3, partitionSelection: { delta: 1e-6 } });
     const checked = await check(agreement, 'SELECT c.campaign_id, COUNT(*) AS n FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash GROUP BY 1');
