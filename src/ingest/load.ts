@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
 import { pseudonymizedColumns, type Table } from '../agreement/index.js';
 import { MalusError } from '../errors/index.js';
+import { backgroundSha256, type BackgroundHash } from './background-hash.js';
 import { deriveC3rKeys, type C3rKeys } from './c3r/keys.js';
 import { createUnsealer } from './c3r/sealed.js';
 import { valueText } from './c3r/values.js';
@@ -57,11 +57,12 @@ function headerMismatch(header: DatasetHeader, manifest: DatasetManifest): strin
   return undefined;
 }
 
-async function* hashing(source: AsyncIterable<Uint8Array>, into: { hash: ReturnType<typeof createHash>; bytes: number }): AsyncGenerator<Uint8Array> {
+async function* hashing(source: AsyncIterable<Uint8Array>, into: { hash: BackgroundHash; bytes: number }): AsyncGenerator<Uint8Array> {
   for await (const piece of source) {
-    into.hash.update(piece);
+    const catchingUp = into.hash.update(piece);
     into.bytes += piece.byteLength;
     yield piece;
+    if (catchingUp !== undefined) await catchingUp;
   }
 }
 
@@ -77,11 +78,13 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
   requireMemoryDir(memoryDir);
   const dir = mkdtempSync(join(memoryDir, 'malus-load-'));
   const file = join(dir, 'payload.parquet');
-  const counted = { hash: createHash('sha256'), bytes: 0 };
+  let ciphertext: { hash: string; bytes: number } | undefined;
   let headerHash: string | undefined;
   let removing: Promise<void> | undefined;
   try {
     const fd = openSync(file, 'wx', 0o600);
+    // Hashed on a second thread while this one decrypts.
+    const counted = { hash: backgroundSha256(), bytes: 0 };
     try {
       const chunks = openDataset(hashing(parameters.source, counted), parameters.key, (header) => {
         const field = headerMismatch(header, manifest);
@@ -92,16 +95,18 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
         if (next.done === true) {
           // The header was checked canonical, so encoding it again gives the very bytes that were read.
           headerHash = sha256Of(encodeHeader(next.value));
+          ciphertext = { hash: await counted.hash.digest(), bytes: counted.bytes };
           break;
         }
         // writeSync may write less than asked (a full tmpfs): keep going, or fail on the error.
         for (let offset = 0; offset < next.value.length; ) offset += writeSync(fd, next.value, offset);
       }
     } finally {
+      // A stream that failed before its end leaves no hash behind in the worker.
+      if (ciphertext === undefined) counted.hash.abandon();
       closeSync(fd);
     }
-    const ciphertext = `sha256:${counted.hash.digest('hex')}`;
-    if (ciphertext !== manifest.ciphertext.sha256 || counted.bytes !== manifest.ciphertext.bytes) {
+    if (ciphertext.hash !== manifest.ciphertext.sha256 || ciphertext.bytes !== manifest.ciphertext.bytes) {
       throw new MalusError('invalid-input', `dataset ${manifest.dataset}: the ciphertext is not the one its owner signed (hash or size differs)`);
     }
     if (headerHash !== manifest.headerHash) throw new MalusError('invalid-input', `dataset ${manifest.dataset}: the header is not the one its owner signed`);
@@ -121,7 +126,7 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
     } finally {
       c3rSecret?.fill(0);
     }
-    return { table: target, rows: manifest.rows, ciphertextBytes: counted.bytes };
+    return { table: target, rows: manifest.rows, ciphertextBytes: ciphertext.bytes };
   } finally {
     await removing?.catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
@@ -135,10 +140,8 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   if (found.join(',') !== expected.join(',')) {
     throw new MalusError('invalid-input', `table ${table.name}: the dataset's columns (${found.join(', ')}) are not the agreement's (${expected.join(', ')})`);
   }
-  const count = Number((await connection.runAndReadAll(`SELECT count(*) AS n FROM ${ident(target)}`)).getRowObjects()[0]?.n);
-  if (count !== rows) throw new MalusError('invalid-input', `table ${table.name}: the dataset holds ${count} rows, its header says ${rows}`);
   // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them
-  // again, all in one scan.
+  // again, all in one scan with the row count.
   const measures: { sql: string; says: (n: number) => string }[] = [];
   if (table.identityColumn !== null) {
     const identity = ident(table.identityColumn);
@@ -157,14 +160,14 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
       says: (n) => `${n} distinct values of ${name} are not pseudonyms (64 lower-case hex characters)`,
     });
   }
+  const row = (await connection.runAndReadAll(`SELECT ${['count(*)', ...measures.map((m) => m.sql)].map((sql, i) => `${sql} AS m${i}`).join(', ')} FROM ${ident(target)}`)).getRows()[0] ?? [];
+  const count = Number(row[0]);
+  if (count !== rows) throw new MalusError('invalid-input', `table ${table.name}: the dataset holds ${count} rows, its header says ${rows}`);
   const violations: string[] = [];
-  if (measures.length > 0) {
-    const row = (await connection.runAndReadAll(`SELECT ${measures.map((m, i) => `${m.sql} AS m${i}`).join(', ')} FROM ${ident(target)}`)).getRows()[0] ?? [];
-    measures.forEach((measure, i) => {
-      const n = Number(row[i] ?? 0);
-      if (n > 0) violations.push(measure.says(n));
-    });
-  }
+  measures.forEach((measure, i) => {
+    const n = Number(row[i + 1] ?? 0);
+    if (n > 0) violations.push(measure.says(n));
+  });
   if (violations.length > 0) throw new MalusError('invalid-input', `table ${table.name}: the dataset breaks the agreement: ${violations.join('; ')}`);
 }
 

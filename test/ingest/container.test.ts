@@ -80,6 +80,26 @@ describe('malus.dataset/v1 container', () => {
     expect(await openError(flipped, key)).toBe(`chunk 1 at offset ${prefix.length + 4 + CHUNK_BYTES + 16} does not authenticate: the chunk was altered, moved, or taken from another dataset, or the key is wrong`);
   });
 
+  it('yields nothing of a chunk that straddles reads until all of it, tag included, has verified', async () => {
+    const chunkOne = prefix.length + 4 + CHUNK_BYTES + 16;
+    // The last byte of chunk 1's body, and the last byte of its tag split across two reads.
+    for (const [at, pieceBytes] of [[chunkOne + 4 + CHUNK_BYTES - 1, 4093], [chunkOne + 4 + CHUNK_BYTES + 15, 65_536]] as const) {
+      const altered = Buffer.from(file);
+      altered[at] = (altered[at] as number) ^ 0x80;
+      let yielded = 0;
+      // eslint-disable-next-line @typescript-eslint/require-await -- an async source, as a file stream is
+      async function* pieces() {
+        for (let offset = 0; offset < altered.length; offset += pieceBytes) yield altered.subarray(offset, offset + pieceBytes);
+      }
+      await expect(
+        (async () => {
+          for await (const part of openDataset(pieces(), key)) yielded += part.length;
+        })(),
+      ).rejects.toThrow(`chunk 1 at offset ${chunkOne} does not authenticate`);
+      expect(yielded, `altered byte ${at}, pieces of ${pieceBytes}`).toBe(CHUNK_BYTES);
+    }
+  });
+
   it('fails on truncation at a chunk boundary, inside a chunk, and after the header', async () => {
     const boundary = Buffer.concat([prefix, chunks[0] as Buffer, chunks[1] as Buffer]);
     expect(await openError(boundary, key)).toMatch(/^chunk 1 at offset \d+ does not authenticate: the file is truncated/);

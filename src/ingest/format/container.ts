@@ -160,28 +160,50 @@ export function parseDatasetHeader(bytes: Uint8Array): { header: DatasetHeader; 
 }
 
 /**
- * A byte queue that joins pieces only when a caller needs them contiguous, and then only as many
- * as it needs: a chunk straddling two reads costs one copy of the chunk, not of everything queued.
+ * A byte queue that never joins pieces: a chunk straddling two reads is handed on as views of
+ * both, and only the few bytes a caller needs contiguous (a length, a tag, the header) are copied.
  */
-function byteQueue(): { length: number; push(piece: Uint8Array): void; peek(n: number): Buffer; drop(n: number): void } {
-  let pieces: Buffer[] = [];
+function byteQueue(): { length: number; push(piece: Uint8Array): void; copy(from: number, n: number): Buffer; views(from: number, n: number): Buffer[]; drop(n: number): void } {
+  const pieces: Buffer[] = [];
   let length = 0;
   return {
     get length() {
       return length;
     },
     push(piece: Uint8Array) {
+      if (piece.byteLength === 0) return;
       pieces.push(Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength));
       length += piece.byteLength;
     },
-    peek(n: number): Buffer {
-      if ((pieces[0]?.length ?? 0) < n) {
-        let covered = 0;
-        let count = 0;
-        while (covered < n && count < pieces.length) covered += (pieces[count++] as Buffer).length;
-        pieces = [Buffer.concat(pieces.slice(0, count), covered), ...pieces.slice(count)];
+    /** A copy of bytes [from, from + n), or a view when they lie in one piece. */
+    copy(from: number, n: number): Buffer {
+      let index = 0;
+      let skip = from;
+      while (skip >= (pieces[index] as Buffer).length) skip -= (pieces[index++] as Buffer).length;
+      const first = pieces[index] as Buffer;
+      if (first.length - skip >= n) return first.subarray(skip, skip + n);
+      const out = Buffer.allocUnsafe(n);
+      for (let written = 0; written < n; index += 1, skip = 0) {
+        written += (pieces[index] as Buffer).copy(out, written, skip, skip + n - written);
       }
-      return (pieces[0] as Buffer).subarray(0, n);
+      return out;
+    },
+    /** Views covering bytes [from, from + n), in order. */
+    views(from: number, n: number): Buffer[] {
+      const out: Buffer[] = [];
+      let skip = from;
+      for (let index = 0, left = n; left > 0; index += 1) {
+        const piece = pieces[index] as Buffer;
+        if (skip >= piece.length) {
+          skip -= piece.length;
+          continue;
+        }
+        const view = piece.subarray(skip, skip + left);
+        skip = 0;
+        out.push(view);
+        left -= view.length;
+      }
+      return out;
     },
     drop(n: number) {
       let left = Math.min(n, length);
@@ -200,8 +222,9 @@ function byteQueue(): { length: number; push(piece: Uint8Array): void; peek(n: n
 }
 
 /**
- * Opens a dataset stream chunk by chunk, yielding verified plaintext only. Every failure names the
- * chunk and its byte offset; nothing of a chunk is yielded before its tag has verified.
+ * Opens a dataset stream chunk by chunk, yielding verified plaintext only, in pieces that follow
+ * how the ciphertext arrived. Every failure names the chunk and its byte offset; nothing of a chunk
+ * is yielded before its tag has verified.
  */
 export async function* openDataset(
   source: AsyncIterable<Uint8Array>,
@@ -220,23 +243,27 @@ export async function* openDataset(
   const fail = (message: string): never => {
     throw new MalusError('invalid-input', message);
   };
-  const tryChunk = (final: boolean): Buffer | undefined => {
+  // A chunk's plaintext, as the pieces the decipher gave back for the pieces it was fed.
+  const tryChunk = (final: boolean): Buffer[] | undefined => {
     if (queue.length < 4) return undefined;
-    const length = queue.peek(4).readUInt32BE(0);
+    const length = queue.copy(0, 4).readUInt32BE(0);
     if (length < TAG_BYTES || length > CHUNK_BYTES + TAG_BYTES) fail(`chunk ${index} at offset ${consumed} has an impossible length ${length}`);
     if (queue.length < 4 + length) return undefined;
     // The last chunk is the one that ends the stream: decide only when no more bytes follow it.
     if (queue.length === 4 + length && !final) return undefined;
     const last = queue.length === 4 + length && final;
-    const body = queue.peek(4 + length).subarray(4);
     const decipher = createDecipheriv('aes-256-gcm', key, nonce(noncePrefix as Buffer, index, last));
     decipher.setAAD(aad as Buffer);
-    decipher.setAuthTag(body.subarray(length - TAG_BYTES));
-    let plaintext: Buffer;
+    decipher.setAuthTag(queue.copy(4 + length - TAG_BYTES, TAG_BYTES));
+    const plaintext: Buffer[] = [];
     try {
-      const opened = decipher.update(body.subarray(0, length - TAG_BYTES));
+      // The sealed body may straddle reads: each piece goes through the decipher as it lies.
+      for (const view of queue.views(4, length - TAG_BYTES)) {
+        const opened = decipher.update(view);
+        if (opened.length > 0) plaintext.push(opened);
+      }
       const rest = decipher.final(); // empty for GCM; checked anyway rather than assumed
-      plaintext = rest.length === 0 ? opened : Buffer.concat([opened, rest]);
+      if (rest.length > 0) plaintext.push(rest);
     } catch {
       const why = last
         ? 'the file is truncated, or the chunk was altered or moved, or the key is wrong'
@@ -253,20 +280,20 @@ export async function* openDataset(
     queue.push(piece);
     if (header === undefined) {
       if (queue.length < DATASET_MAGIC.length + 4) continue;
-      const length = queue.peek(DATASET_MAGIC.length + 4).readUInt32BE(DATASET_MAGIC.length);
+      const length = queue.copy(0, DATASET_MAGIC.length + 4).readUInt32BE(DATASET_MAGIC.length);
       if (queue.length < DATASET_MAGIC.length + 4 + length && length <= MAX_HEADER_BYTES) continue;
-      const parsed = parseDatasetHeader(queue.peek(Math.min(queue.length, DATASET_MAGIC.length + 4 + length)));
+      const parsed = parseDatasetHeader(queue.copy(0, Math.min(queue.length, DATASET_MAGIC.length + 4 + length)));
       header = parsed.header;
       onHeader?.(header);
-      aad = createHash('sha256').update(queue.peek(parsed.prefixBytes)).digest();
+      aad = createHash('sha256').update(queue.copy(0, parsed.prefixBytes)).digest();
       noncePrefix = Buffer.from(header.noncePrefix, 'base64url');
       consumed = parsed.prefixBytes;
       queue.drop(parsed.prefixBytes);
     }
-    for (let chunk = tryChunk(false); chunk !== undefined; chunk = tryChunk(false)) yield chunk;
+    for (let chunk = tryChunk(false); chunk !== undefined; chunk = tryChunk(false)) yield* chunk;
   }
   if (header === undefined) return fail(queue.length === 0 ? 'the dataset file is empty' : 'the dataset file ends inside its header');
-  for (let chunk = tryChunk(true); chunk !== undefined; chunk = seen.last ? undefined : tryChunk(true)) yield chunk;
+  for (let chunk = tryChunk(true); chunk !== undefined; chunk = seen.last ? undefined : tryChunk(true)) yield* chunk;
   if (!seen.last) {
     fail(
       queue.length === 0
