@@ -7,9 +7,11 @@
 //   2. Loading inside the enclave: decrypting that dataset, verifying every chunk and the
 //      ciphertext hash, into an in-memory DuckDB table, in MB/s of ciphertext and of the CSV it
 //      came from, next to DuckDB reading the same Parquet plaintext from memory. Target: 300 MB/s.
+//      Each load, and each baseline read, goes into a DuckDB of its own, as in the enclave worker.
 //   3. C3R encryption of the same rows in rows/s, next to the rows/s of the baseline in 1.
 //
 // BENCH_ROWS changes the size (default 1,000,000); BENCH_RUNS the repetitions (best of, default 5).
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,20 +93,35 @@ async function main(): Promise<void> {
     const signed = signedManifestSchema.parse(JSON.parse(readFileSync(join(prepared, DATASET_FILES.manifest), 'utf8')));
     const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared, DATASET_FILES.dataKey), 'utf8'))), keys.publisher);
     const cipherBytes = signed.manifest.ciphertext.bytes;
-    const load = await best(RUNS, async (run) => {
-      await loadDataset({ connection: db.connection, source: createReadStream(join(prepared, DATASET_FILES.ciphertext), { highWaterMark: 1 << 20 }), key, manifest: signed.manifest, table, as: `loaded_${run}` });
-    });
+    // As the enclave worker does for each job, every load goes into a DuckDB of its own, and so
+    // does every baseline read; opening and closing it is not timed.
     const plainParquet = join('/dev/shm', `malus-bench-${randomBytes(4).toString('hex')}.parquet`);
-    await db.connection.run(`COPY (SELECT * FROM loaded_0) TO '${plainParquet}' (FORMAT parquet, COMPRESSION snappy)`);
-    const bare = await best(RUNS, async (run) => {
-      await db.connection.run(`CREATE TABLE bare_${run} AS SELECT * FROM read_parquet('${plainParquet}')`);
-    });
+    db.close();
+    // Section 1 leaves files the kernel has yet to write back; let it finish before timing loads.
+    execFileSync('sync');
+    const loads: number[] = [];
+    let bare = Number.POSITIVE_INFINITY;
+    for (let run = 0; run < RUNS; run += 1) {
+      const loadDb = await openIngestDb();
+      loads.push(await best(1, async () => {
+        await loadDataset({ connection: loadDb.connection, source: createReadStream(join(prepared, DATASET_FILES.ciphertext), { highWaterMark: 1 << 20 }), key, manifest: signed.manifest, table });
+      }));
+      if (run === 0) await loadDb.connection.run(`COPY (SELECT * FROM impressions) TO '${plainParquet}' (FORMAT parquet, COMPRESSION snappy)`);
+      loadDb.close();
+      const bareDb = await openIngestDb();
+      bare = Math.min(bare, await best(1, async () => {
+        await bareDb.connection.run(`CREATE TABLE bare AS SELECT * FROM read_parquet('${plainParquet}')`);
+      }));
+      bareDb.close();
+    }
     rmSync(plainParquet, { force: true });
+    loads.sort((a, b) => a - b);
+    const load = loads[0] ?? Number.NaN;
+    const medianLoad = loads[Math.floor(loads.length / 2)] ?? Number.NaN;
     console.log('\n2. decrypting into DuckDB inside the enclave');
     console.log(`   DuckDB reading the plaintext Parquet from memory (baseline)   ${fmt(bare)} s`);
     console.log(`   decrypt, verify and load                                       ${fmt(load)} s   ratio ${fmt(load / bare)}x`);
-    console.log(`   ${fmt(mb(cipherBytes) / load, 0)} MB/s of ciphertext (${fmt(mb(cipherBytes), 1)} MB); ${fmt(mb(csvBytes) / load, 0)} MB/s of the CSV it came from (target: 300 MB/s)`);
-    db.close();
+    console.log(`   ${fmt(mb(cipherBytes) / load, 0)} MB/s of ciphertext (${fmt(mb(cipherBytes), 1)} MB), ${fmt(mb(cipherBytes) / medianLoad, 0)} MB/s at the median run; ${fmt(mb(csvBytes) / load, 0)} MB/s of the CSV it came from (target: 300 MB/s of ciphertext)`);
 
     // 3. C3R encryption of the same rows.
     const schema = join(dir, 'c3r-schema.json');

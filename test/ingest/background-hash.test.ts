@@ -30,7 +30,7 @@ describe('SHA-256 on a second thread', () => {
     expect(await hash.digest()).toBe(sha256([original]));
   });
 
-  it('asks the caller to wait once 32 MiB are queued, and catches up', async () => {
+  it('asks the caller to wait once 32 slabs of 1 MiB are queued, and catches up', async () => {
     const hash = backgroundSha256();
     const piece = randomBytes(4 << 20);
     let waits = 0;
