@@ -7,13 +7,14 @@
 //   2. Loading inside the enclave: decrypting that dataset, verifying every chunk and the
 //      ciphertext hash, into an in-memory DuckDB table, in MB/s of ciphertext and of the CSV it
 //      came from, next to DuckDB reading the same Parquet plaintext from memory. Target: 300 MB/s.
-//      Each load, and each baseline read, goes into a DuckDB of its own, as in the enclave worker.
+//      Each load, and each baseline read, goes into a DuckDB of its own, as in the enclave worker,
+//      in a process of its own that has not prepared anything (bench/ingest-load.child.ts).
 //   3. C3R encryption of the same rows in rows/s, next to the rows/s of the baseline in 1.
 //
 // BENCH_ROWS changes the size (default 1,000,000); BENCH_RUNS the repetitions (best of, default 5).
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,7 +24,6 @@ import { generatePartyKeys } from '../src/identity/index.js';
 import {
   DATASET_FILES,
   c3rEncryptFile,
-  loadDataset,
   openIngestDb,
   openOwnerDataKey,
   prepareDataset,
@@ -93,29 +93,16 @@ async function main(): Promise<void> {
     const signed = signedManifestSchema.parse(JSON.parse(readFileSync(join(prepared, DATASET_FILES.manifest), 'utf8')));
     const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared, DATASET_FILES.dataKey), 'utf8'))), keys.publisher);
     const cipherBytes = signed.manifest.ciphertext.bytes;
-    // As the enclave worker does for each job, every load goes into a DuckDB of its own, and so
-    // does every baseline read; opening and closing it is not timed.
-    const plainParquet = join('/dev/shm', `malus-bench-${randomBytes(4).toString('hex')}.parquet`);
     db.close();
-    // Section 1 leaves files the kernel has yet to write back; let it finish before timing loads.
-    execFileSync('sync');
-    const loads: number[] = [];
-    let bare = Number.POSITIVE_INFINITY;
-    for (let run = 0; run < RUNS; run += 1) {
-      const loadDb = await openIngestDb();
-      loads.push(await best(1, async () => {
-        await loadDataset({ connection: loadDb.connection, source: createReadStream(join(prepared, DATASET_FILES.ciphertext), { highWaterMark: 1 << 20 }), key, manifest: signed.manifest, table });
-      }));
-      if (run === 0) await loadDb.connection.run(`COPY (SELECT * FROM impressions) TO '${plainParquet}' (FORMAT parquet, COMPRESSION snappy)`);
-      loadDb.close();
-      const bareDb = await openIngestDb();
-      bare = Math.min(bare, await best(1, async () => {
-        await bareDb.connection.run(`CREATE TABLE bare AS SELECT * FROM read_parquet('${plainParquet}')`);
-      }));
-      bareDb.close();
-    }
-    rmSync(plainParquet, { force: true });
-    loads.sort((a, b) => a - b);
+    const child = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'ingest-load.child.ts')], {
+      input: JSON.stringify({ ciphertext: join(prepared, DATASET_FILES.ciphertext), keyHex: Buffer.from(key).toString('hex'), manifest: signed.manifest, table, runs: RUNS }),
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    if (child.status !== 0) throw new Error(`the load benchmark failed: ${child.stderr}`);
+    const figures = JSON.parse(child.stdout) as { loads: number[]; bares: number[] };
+    const loads = [...figures.loads].sort((a, b) => a - b);
+    const bare = Math.min(...figures.bares);
     const load = loads[0] ?? Number.NaN;
     const medianLoad = loads[Math.floor(loads.length / 2)] ?? Number.NaN;
     console.log('\n2. decrypting into DuckDB inside the enclave');
