@@ -169,6 +169,16 @@ describe('dataset prepare and load', () => {
     );
   });
 
+  it('quotes the raw text of a normalized column that fails, though only its normalized value is staged', async () => {
+    const normalized = mutable(agreement);
+    normalized.tables[0].columns[1].normalize = ['trim', 'email'];
+    const lines = ['email_hash,campaign_id,order_date,order_value', 'x, Ann@Example.com ,2026-01-02,1', 'y, not an address ,2026-01-02,1'];
+    const error = await prepareError(params(write('bad-normalized.csv', lines.join('\n')), { agreement: normalized, agreementHash: agreementHash(normalized) }));
+    expect(error.describe()).toBe(
+      ['the input does not satisfy table conversions: 1 problem', "row 2, column campaign_id: ' not an address ' cannot be normalized with trim, email"].join('\n'),
+    );
+  });
+
   it('shows the first 20 problems and counts the rest', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value'];
     for (let i = 0; i < 25; i += 1) lines.push(`e${i},c,2026-01-01,bad`);

@@ -11,6 +11,7 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  readSync,
   rmdirSync,
   writeFileSync,
   writeSync,
@@ -146,6 +147,9 @@ function prepareOutputDir(out: string): { final: string; staging: string } {
   return { final, staging };
 }
 
+/** Bytes read from the Parquet file per read while it is sealed. */
+const PIECE_BYTES = 1 << 20;
+
 /**
  * Writes `SELECT … FROM malus_raw` as Parquet into the sealer and the file: through a file on tmpfs
  * when the machine has one (fast), else through a named pipe (no file at all, but DuckDB and this
@@ -176,11 +180,22 @@ async function writeCiphertext(
       bytes += data.length;
       for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset);
     };
+    const input = openSync(payload, 'r');
     try {
       write(seal.prefix);
-      for await (const piece of createReadStream(payload, { highWaterMark: 1 << 20 })) for (const chunk of seal.push(piece as Buffer)) write(chunk);
+      // Read synchronously: the file is in memory, and a stream's round trips to the thread pool
+      // cost more than the reads (40 ms of a 74 MB seal). The event loop gets a turn every 16 MiB.
+      for (let position = 0, pieces = 1; ; pieces += 1) {
+        const piece = Buffer.allocUnsafe(PIECE_BYTES);
+        const n = readSync(input, piece, 0, PIECE_BYTES, position);
+        if (n === 0) break;
+        position += n;
+        for (const chunk of seal.push(piece.subarray(0, n))) write(chunk);
+        if (pieces % 16 === 0) await new Promise((resume) => setImmediate(resume));
+      }
       write(seal.finish());
     } finally {
+      closeSync(input);
       closeSync(fd);
     }
     return { sha256: `sha256:${hash.digest('hex')}`, bytes };
