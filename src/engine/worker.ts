@@ -288,14 +288,25 @@ export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobRe
 export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
   const job = await ctx.port.claim();
   if (job === undefined) return false;
+  let result: JobResult;
   try {
-    const result = await runJob(ctx, job);
-    await ctx.port.finish(job.id, { result });
-    ctx.log?.('info', 'job finished', { job: job.id });
+    result = await runJob(ctx, job);
   } catch (error) {
     // Only the code and the safe message leave the enclave: never key bytes.
     const message = error instanceof MalusError ? `${error.code}: ${error.message}` : 'internal error in the enclave';
     ctx.log?.('warn', 'job failed', { job: job.id, reason: message });
+    await ctx.port.finish(job.id, { error: message.slice(0, 1000) });
+    return true;
+  }
+  try {
+    await ctx.port.finish(job.id, { result });
+    ctx.log?.('info', 'job finished', { job: job.id });
+  } catch (error) {
+    // The result may have left the enclave even though the server refused it (the operator holds
+    // the bytes): the job fails with a code that never gives a privacy charge back.
+    const reason = error instanceof MalusError ? `${error.code}: ${error.message}` : 'the connection failed';
+    const message = `result-undelivered: the server did not accept the result (${reason})`;
+    ctx.log?.('warn', 'job result refused', { job: job.id, reason: message });
     await ctx.port.finish(job.id, { error: message.slice(0, 1000) });
   }
   return true;

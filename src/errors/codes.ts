@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   'query-timeout': { status: 422, exit: 1, title: 'The query ran out of time in the enclave' },
   'result-too-large': { status: 422, exit: 1, title: 'The query result is over the enclave limit' },
   'decryption-failed': { status: 422, exit: 1, title: 'A sealed result does not open' },
+  'result-undelivered': { status: 502, exit: 3, title: 'The enclave sent a result the server did not accept' },
   'request-timeout': { status: 408, exit: 3, title: 'Request took too long' },
   'server-unreachable': { status: 502, exit: 3, title: 'Server could not be reached' },
   'server-error': { status: 502, exit: 3, title: 'Server answered with an error' },

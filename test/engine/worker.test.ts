@@ -265,6 +265,35 @@ describe('runJob against a real server', () => {
     expect(failed.error).toMatch(/^invalid-input: (chunk \d+ at offset \d+ does not authenticate|dataset worker-test-uploaded: the ciphertext is not the one its owner signed)/);
   });
 
+  it('fails a job whose result the server refused with result-undelivered, never with the code the server answered (pollOnce)', async () => {
+    const advertiser = createClient({ server: server.url, keys: parties.advertiser });
+    const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: [dataset] });
+    // The result leaves the enclave with a flipped signature byte: the server answers
+    // signature-invalid, and the worker must not pass that on as the job's failure.
+    const refusedBy: unknown[] = [];
+    const tampering: WorkerContext = {
+      ...ctx,
+      port: {
+        ...ctx.port,
+        finish: async (jobId, outcome) => {
+          if (!('result' in outcome)) return ctx.port.finish(jobId, outcome);
+          const signature = fromBase64Url(outcome.result.signature) ?? new Uint8Array();
+          signature[0] = (signature[0] ?? 0) ^ 0x01;
+          return ctx.port.finish(jobId, { result: { ...outcome.result, signature: toBase64Url(signature) } }).catch((error: unknown) => {
+            refusedBy.push(error);
+            throw error;
+          });
+        },
+      },
+    };
+    expect(await pollOnce(tampering)).toBe(true);
+    expect(refusedBy).toHaveLength(1);
+    expect(refusedBy[0]).toMatchObject({ code: 'signature-invalid' });
+    const done = await getJob(advertiser, agreement.id, submitted.id);
+    expect(done.state).toBe('failed');
+    expect(done.error).toMatch(/^result-undelivered: the server did not accept the result \(signature-invalid: /);
+  });
+
   it('fails a job whose key no service holds, with the code and no key bytes (pollOnce)', async () => {
     const advertiser = createClient({ server: server.url, keys: parties.advertiser });
     const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: ['worker-test-unregistered'] });

@@ -196,10 +196,12 @@ describe('refunds', () => {
     expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '0', delta: '0' });
   });
 
-  it('keeps the charge of a job whose failure depends on the data (query-failed, query-timeout, result-too-large) or is unknown', async () => {
-    for (const error of ['query-failed: DuckDB refused', 'query-timeout: too long', 'result-too-large: big', 'Alice Smith: 42']) await failedWith(error);
+  it('keeps the charge of a job whose failure depends on the data (query-failed, query-timeout, result-too-large), whose result was refused, or is unknown', async () => {
+    for (const error of ['query-failed: DuckDB refused', 'query-timeout: too long', 'result-too-large: big', 'result-undelivered: the server did not accept the result (invalid-input: request body is invalid)', 'Alice Smith: 42']) {
+      await failedWith(error);
+    }
     expect(await eventsOf(agreement.id, 'privacy.refunded')).toHaveLength(1);
-    expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '2/5', delta: '1/25000' });
+    expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '1/2', delta: '1/20000' });
   });
 });
 
@@ -210,7 +212,7 @@ describe('malus log audit over the budget', () => {
     const race = report.budgets.find((b) => b.collaboration.startsWith('budget-race'));
     expect(race).toMatchObject({ charges: 10, refunds: 0, server: { matches: true, spent: { epsilon: '1', delta: '1/10000' } } });
     const refund = report.budgets.find((b) => b.collaboration.startsWith('budget-refund'));
-    expect(refund).toMatchObject({ charges: 5, refunds: 1, server: { matches: true, spent: { epsilon: '2/5', delta: '1/25000' } } });
+    expect(refund).toMatchObject({ charges: 6, refunds: 1, server: { matches: true, spent: { epsilon: '1/2', delta: '1/20000' } } });
     expect(report.text).toContain('audit passed');
     expect(report.text).toMatch(/budget budget-race-\d+: 10 charge\(s\), 0 refund\(s\) in the log/);
   }, 30_000);
