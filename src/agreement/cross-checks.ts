@@ -217,7 +217,15 @@ const privacyIsConsistent: Check = (agreement) => {
   const tables = new Set(agreement.tables.map((t) => t.name));
   const templates = new Set((agreement.templates ?? []).map((t) => t.name));
   const unit = privacy.accounting === 'pure' ? 'epsilon' : 'rho';
+  const other = unit === 'epsilon' ? 'rho' : 'epsilon';
   if (privacy.budget[unit] === undefined) issues.push({ path: `privacy.budget.${unit}`, message: `required for ${privacy.accounting} accounting` });
+  // A budget in the other unit would never be compared with anything: it would look like a limit and limit nothing.
+  const foreign = `${privacy.accounting} accounting charges ${unit}: a budget in ${other} would limit nothing`;
+  if (privacy.budget[other] !== undefined) issues.push({ path: `privacy.budget.${other}`, message: foreign });
+  privacy.analystBudgets?.forEach((b, i) => {
+    if (b[unit] === undefined) issues.push({ path: `privacy.analystBudgets[${i}].${unit}`, message: `required for ${privacy.accounting} accounting` });
+    if (b[other] !== undefined) issues.push({ path: `privacy.analystBudgets[${i}].${other}`, message: foreign });
+  });
   privacy.policies.forEach((policy, i) => {
     const path = `privacy.policies[${i}]`;
     if ((policy.table === undefined) === (policy.template === undefined)) {

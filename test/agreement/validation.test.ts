@@ -388,7 +388,17 @@ const crossCases: Case[] = [
     },
     [
       { path: 'privacy.budget.rho', message: 'required for zcdp accounting' },
+      { path: 'privacy.budget.epsilon', message: 'zcdp accounting charges rho: a budget in epsilon would limit nothing' },
       { path: 'privacy.policies[0].costPerQuery.rho', message: 'required for zcdp accounting' },
+    ],
+  ],
+  [
+    'analyst budgets in the unit the accounting does not charge, or in none',
+    (d) => (d.privacy.analystBudgets = [{ party: ADV, rho: 1 }, { party: ADV }]),
+    [
+      { path: 'privacy.analystBudgets[0].epsilon', message: 'required for pure accounting' },
+      { path: 'privacy.analystBudgets[0].rho', message: 'pure accounting charges epsilon: a budget in rho would limit nothing' },
+      { path: 'privacy.analystBudgets[1].epsilon', message: 'required for pure accounting' },
     ],
   ],
   [
