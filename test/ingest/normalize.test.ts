@@ -20,6 +20,8 @@ async function normalize(normalizers: string[], values: (string | null)[], targe
 describe('normalizers', () => {
   it('trim, lowercase and uppercase', async () => {
     expect(await normalize(['trim'], ['  a b  ', 'c', ' ', null])).toEqual(['a b', 'c', '', null]);
+    // Tabs, line ends and the other ASCII white space go too; inner white space stays.
+    expect(await normalize(['trim'], ['\tA1\t', '\r\n x\ty \u000b\f', ''])).toEqual(['A1', 'x\ty', '']);
     expect(await normalize(['trim', 'lowercase'], [' AbC ', 'ÉCOLE'])).toEqual(['abc', 'école']);
     expect(await normalize(['uppercase'], ['abc'])).toEqual(['ABC']);
   });

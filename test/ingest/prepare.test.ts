@@ -179,6 +179,25 @@ describe('dataset prepare and load', () => {
     );
   });
 
+  it('refuses a value the type cast would round or truncate, instead of storing another value', async () => {
+    const lines = ['email_hash,campaign_id,order_date,order_value', 'x,c-1,2026-01-02,1.999', 'y,c-2,2026-01-02 23:59:00,1', 'z,c-3,2026-01-02 00:00:00,1e2', 'w,c-4,2026-01-02,10.5'];
+    const error = await prepareError(params(write('lossy.csv', lines.join('\n'))));
+    expect(error.describe()).toBe(
+      [
+        'the input does not satisfy table conversions: 2 problems',
+        "row 1, column order_value: '1.999' has more digits after the point than DECIMAL(12,2) keeps (it would be rounded)",
+        "row 2, column order_date: '2026-01-02 23:59:00' has a time of day, which a DATE would drop",
+      ].join('\n'),
+    );
+    const integers = mutable(agreement);
+    integers.tables[0].columns[3].type = 'INTEGER';
+    const counted = ['email_hash,campaign_id,order_date,order_value', 'x,c-1,2026-01-02,7', 'y,c-2,2026-01-02,1.5'];
+    const rounded = await prepareError(params(write('lossy-int.csv', counted.join('\n')), { agreement: integers, agreementHash: agreementHash(integers) }));
+    expect(rounded.describe()).toBe(
+      ['the input does not satisfy table conversions: 1 problem', "row 2, column order_value: '1.5' has more digits after the point than INTEGER keeps (it would be rounded)"].join('\n'),
+    );
+  });
+
   it('shows the first 20 problems and counts the rest', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value'];
     for (let i = 0; i < 25; i += 1) lines.push(`e${i},c,2026-01-01,bad`);

@@ -5,12 +5,16 @@ import { literal } from '../duckdb.js';
 // match (docs/dataset-preparation.md). Each is a DuckDB expression over VARCHAR that yields NULL
 // when a value cannot be normalized; the caller reports those rows.
 
+/** ASCII white space: space, tab, line feed, vertical tab, form feed, carriage return. */
+const WHITE_SPACE = `' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)`;
+
 /**
- * DuckDB's trim (spaces only) is costly per call; most values have nothing to trim, so it is
- * called only for those that start or end with a space: the same result, several times faster.
+ * Strips leading and trailing ASCII white space. DuckDB's trim is costly per call and most values
+ * have nothing to trim, so it is called only for those whose first or last character is a control
+ * character or a space (code 32 or below): the same result, several times faster.
  */
 export function trimSql(x: string): string {
-  return `(CASE WHEN starts_with(${x}, ' ') OR ends_with(${x}, ' ') THEN trim(${x}) ELSE ${x} END)`;
+  return `(CASE WHEN ord(${x}) <= 32 OR ord(${x}[-1]) <= 32 THEN trim(${x}, ${WHITE_SPACE}) ELSE ${x} END)`;
 }
 
 const EMAIL = String.raw`^[^@\s]+@[^@\s]+\.[^@\s]+$`;

@@ -79,6 +79,8 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
   if (column.type !== 'VARCHAR') {
     typed = `TRY_CAST(${valueRef} AS ${column.type})`;
     checks.push({ column: column.name, failing: `${typedRef} IS NULL AND ${valueRef} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
+    const lossy = lossyCast(column.type, valueRef, typedRef);
+    if (lossy !== undefined) checks.push({ column: column.name, failing: `coalesce(${lossy.failing}, false)`, message: lossy.message, quoteValue });
   }
   if (column.name === table.identityColumn) {
     const empty = column.type === 'VARCHAR' ? `${trimSql(typedRef)} = ''` : 'false';
@@ -97,6 +99,29 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
     outputRef,
     checks: checks.map((check) => (check.quoteValue ? { ...check, quoteFrom } : check)),
   };
+}
+
+const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT']);
+
+/**
+ * DuckDB's casts from text round (`1.999` to a DECIMAL(12,2) is 2.00, `1.5` to an INTEGER is 2)
+ * and truncate (a timestamp to a DATE drops its time): a value the cast changes is refused, not
+ * stored as another value. The text is cast again to a wider type and compared; a DECIMAL of 38
+ * digits, or a HUGEINT, has no wider type and is not checked this way.
+ */
+function lossyCast(type: string, text: string, typed: string): { failing: string; message: string } | undefined {
+  const upper = type.toUpperCase().replace(/\s+/g, '');
+  const decimal = /^DECIMAL\((\d+),(\d+)\)$/.exec(upper);
+  const rounded = `has more digits after the point than ${type} keeps (it would be rounded)`;
+  if (INTEGER_TYPES.has(upper)) return { failing: `${typed} <> TRY_CAST(${text} AS DECIMAL(38,18))`, message: rounded };
+  if (decimal !== null) {
+    const integerDigits = Number(decimal[1]) - Number(decimal[2]);
+    const wide = 38 - integerDigits;
+    if (wide <= Number(decimal[2])) return undefined;
+    return { failing: `${typed} <> TRY_CAST(${text} AS DECIMAL(38,${wide}))`, message: rounded };
+  }
+  if (upper === 'DATE') return { failing: `CAST(${typed} AS TIMESTAMP) <> TRY_CAST(${text} AS TIMESTAMP)`, message: 'has a time of day, which a DATE would drop' };
+  return undefined;
 }
 
 export function planPreparation(table: Table, joinKey: Uint8Array | undefined): PreparationPlan {
