@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBBlobValue, type DuckDBConnection } from '@duckdb/node-api';
@@ -9,7 +9,7 @@ import { deriveC3rKeys, type C3rKeys } from './c3r/keys.js';
 import { createUnsealer } from './c3r/sealed.js';
 import { valueText } from './c3r/values.js';
 import { ident, literal } from './duckdb.js';
-import { DEFAULT_MEMORY_DIR, isMemoryBacked } from './memory-dir.js';
+import { DEFAULT_MEMORY_DIR, isMemoryBacked, memoryScratchDir } from './memory-dir.js';
 import { encodeHeader, openDataset, type DatasetHeader } from './format/container.js';
 import { sha256Of, type DatasetManifest } from './format/manifest.js';
 
@@ -76,8 +76,8 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
   const target = parameters.as ?? table.name;
   const memoryDir = parameters.memoryDir ?? DEFAULT_MEMORY_DIR;
   requireMemoryDir(memoryDir);
-  const dir = mkdtempSync(join(memoryDir, 'malus-load-'));
-  const file = join(dir, 'payload.parquet');
+  const scratch = memoryScratchDir(memoryDir, 'load');
+  const file = join(scratch.path, 'payload.parquet');
   let ciphertext: { hash: string; bytes: number } | undefined;
   let headerHash: string | undefined;
   let removing: Promise<void> | undefined;
@@ -117,7 +117,7 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
       // The metadata is read from the file itself, so it must happen before the file goes.
       if (c3r !== undefined) c3rSecret = await readC3rSecret(connection, file, table);
       // Freeing the tmpfs pages overlaps the checks; it is awaited before anything returns.
-      removing = rm(dir, { recursive: true, force: true });
+      removing = rm(file, { force: true });
       await checkLoaded(connection, target, table, manifest.rows);
       if (c3r !== undefined && c3rSecret !== undefined) await openSealedColumns(connection, target, table, deriveC3rKeys(c3rSecret, c3r.collaborationId));
     } catch (error) {
@@ -129,7 +129,7 @@ export async function loadDataset(parameters: LoadParameters): Promise<LoadedDat
     return { table: target, rows: manifest.rows, ciphertextBytes: ciphertext.bytes };
   } finally {
     await removing?.catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
 

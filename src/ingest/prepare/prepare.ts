@@ -6,7 +6,6 @@ import {
   createWriteStream,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   renameSync,
@@ -30,7 +29,7 @@ import { DATASET_FILES } from '../format/files.js';
 import { sealDataKeyForOwner } from '../format/key-at-rest.js';
 import { MANIFEST_FORMAT, sha256Of, signManifest, tableSchemaHash, type SignedManifest } from '../format/manifest.js';
 import { C3R_SECRET_METADATA_KEY } from '../load.js';
-import { DEFAULT_MEMORY_DIR, isMemoryBacked } from '../memory-dir.js';
+import { DEFAULT_MEMORY_DIR, isMemoryBacked, memoryScratchDir } from '../memory-dir.js';
 import { createNamedPipe } from '../pipe.js';
 import { syncPath } from '../sync.js';
 import { deriveJoinKey, joinKeyCommitment } from './join-key.js';
@@ -164,9 +163,9 @@ async function writeCiphertext(
   memoryDir: string,
 ): Promise<{ sha256: string; bytes: number }> {
   if (!isMemoryBacked(memoryDir)) return writeCiphertextThroughPipe(db, output, file, seal, extraOptions);
-  const dir = mkdtempSync(join(memoryDir, 'malus-prepare-'));
+  const scratch = memoryScratchDir(memoryDir, 'prepare');
   try {
-    const payload = join(dir, 'payload.parquet');
+    const payload = join(scratch.path, 'payload.parquet');
     try {
       await db.connection.run(`COPY (${output}) TO ${literal(payload)} (FORMAT parquet, COMPRESSION snappy${extraOptions})`);
     } catch {
@@ -200,7 +199,7 @@ async function writeCiphertext(
     }
     return { sha256: `sha256:${hash.digest('hex')}`, bytes };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    scratch.remove();
   }
 }
 
