@@ -16,6 +16,8 @@ import {
   sealedDataKeySchema,
   signedManifestSchema,
   verifyManifest,
+  type CsvDialect,
+  type DatasetManifest,
   type PrepareParameters,
 } from '../../src/ingest/index.js';
 import { parquetOf } from '../engine/query-fixtures.js';
@@ -257,6 +259,40 @@ describe('dataset prepare and load', () => {
     expect((await prepareError(params(write('latin1.csv', latin)))).describe()).toBe('the input has malformed rows: 1 problem\nline 2: is not valid UTF-8');
     const long = `email_hash,campaign_id,order_date,order_value\na,${'x'.repeat(50 * 1024 * 1024)},2026-01-01,1\n`;
     expect((await prepareError(params(write('long.csv', long)))).describe()).toBe('the input has malformed rows: 1 problem\nline 2: is longer than 8388608 bytes');
+  });
+
+  /** The rows a prepared dataset decrypts to, in input order. */
+  async function rowsOf(prepared: { dir: string; signed: { manifest: DatasetManifest } }): Promise<unknown[][]> {
+    const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8'))), keys.advertiser);
+    const db = await openIngestDb();
+    try {
+      const source = createReadStream(join(prepared.dir, DATASET_FILES.ciphertext));
+      await loadDataset({ connection: db.connection, source, key, manifest: prepared.signed.manifest, table: agreement.tables[0]!, as: 'loaded' });
+      return (await db.connection.runAndReadAll('SELECT * FROM loaded ORDER BY rowid')).getRowsJson();
+    } finally {
+      db.close();
+    }
+  }
+
+  it('reads every CSV dialect option to the same rows: no header, a null string, an escape character, Latin-1 and UTF-16', async () => {
+    const lines = ['email_hash,campaign_id,order_date,order_value', ' A1B2 ,café,2026-01-02,', 'c3d4,"say ""hi""",2026-01-03,7.25'];
+    const canonical = lines.join('\n');
+    const expected = await rowsOf(await prepareDataset(params(write('dialect-canonical.csv', canonical))));
+    expect(expected.map((row) => row.slice(1))).toEqual([
+      ['café', '2026-01-02', null],
+      ['say "hi"', '2026-01-03', '7.25'],
+    ]);
+    const variants: [string, string | Buffer, CsvDialect][] = [
+      ['no header', lines.slice(1).join('\n'), { header: false }],
+      ['a null string', canonical.replace('2026-01-02,', '2026-01-02,NA'), { nullString: 'NA' }],
+      ['an escape character', canonical.replace('"say ""hi"""', String.raw`"say \"hi\""`), { escape: '\\' }],
+      ['Latin-1', Buffer.from(canonical, 'latin1'), { encoding: 'latin-1' }],
+      ['UTF-16', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(canonical, 'utf16le')]), { encoding: 'utf-16' }],
+    ];
+    for (const [name, text, dialect] of variants) {
+      const prepared = await prepareDataset(params(write(`dialect-${name.replaceAll(' ', '-')}.csv`, text), { dialect }));
+      expect(await rowsOf(prepared), name).toEqual(expected);
+    }
   });
 
   it('reads another dialect, Parquet and JSON lines', async () => {
