@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { discreteGaussian, discreteLaplace, parseRational, type Rational } from '../../src/dp/index.js';
+import { bernoulliExp, discreteGaussian, discreteLaplace, parseRational, type Rational } from '../../src/dp/index.js';
 import { binProbabilities, binsFor, chiSquareCritical, chiSquareStatistic, majority, massesOf, noncentrality } from './stats.js';
 
 // The privacy issue's statistical tests, in the style of Tumult Analytics: for each sampler and
@@ -94,3 +94,32 @@ for (const c of CASES) {
     });
   });
 }
+
+// Bernoulli(exp(−γ)), which both samplers are built on: the same vote over two bins (false,
+// true), one degree of freedom, at γ on both of its paths (γ ≤ 1, and γ > 1 as a product of
+// Bernoulli(exp(−1)) draws), and the same power against 0.7γ and 1.3γ.
+describe.each(['1/3', '1', '5/2'])('bernoulliExp at γ = %s', (text) => {
+  const gamma = parseRational(text);
+  const g = Number(gamma.num) / Number(gamma.den);
+  const bins = { uppers: [0, Infinity] };
+  const probs = (factor: number): number[] => [1 - Math.exp(-factor * g), Math.exp(-factor * g)];
+  const critical = chiSquareCritical(1, SIGNIFICANCE);
+  const runs: Float64Array[] = [];
+  const draws = (i: number): Float64Array => {
+    while (runs.length <= i) runs.push(Float64Array.from({ length: N }, () => (bernoulliExp(gamma) ? 1 : 0)));
+    return runs[i] as Float64Array;
+  };
+  const rejects = (factor: number) => (i: number) => chiSquareStatistic(draws(i), bins, probs(factor)) > critical;
+
+  it('passes at the true γ (2 of 3 runs at significance 1e-6)', () => {
+    expect(Math.min(...probs(1)) * N).toBeGreaterThan(MIN_EXPECTED);
+    expect(majority((i) => !rejects(1)(i))).toBe(true);
+  });
+
+  it.each([0.7, 1.3])('fails at %dx γ, and has the power to', (factor) => {
+    const lambda = noncentrality(N, probs(1), probs(factor));
+    const z = (1 + lambda - critical) / Math.sqrt(2 * (1 + 2 * lambda));
+    expect(z).toBeGreaterThan(10);
+    expect(majority(rejects(factor))).toBe(true);
+  });
+});
