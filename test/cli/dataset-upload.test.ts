@@ -1,10 +1,11 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertAgreement, parseAgreementText, type Agreement } from '../../src/agreement/index.js';
 import { uploadProgressView } from '../../src/api/index.js';
 import { createClient, getDataset, getLogEntries, listDataKeys, listDatasets, request, uploadDataset, type MalusClient } from '../../src/client/index.js';
 import { isMalusError } from '../../src/errors/index.js';
+import { signManifest, type SignedManifest } from '../../src/ingest/index.js';
 import { generatePartyKeys, readKeyFile, writeKeyFile, type PartyKeys } from '../../src/identity/index.js';
 import { writePreparedDataset, type PreparedDataset } from '../ingest/make-dataset.js';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, startServe, tempDir, type ServerProcess } from './helpers.js';
@@ -182,6 +183,33 @@ describe('malus dataset upload', () => {
     expect(badSignature.code).toBe(2);
     expect(badSignature.stderr).toContain("error: manifest.json: the signature does not verify under the owner's signing key\nbad-signature: ");
     await expectNothingOnServer(agreement.id, forged.dataset);
+
+    // A manifest signed by another party of the agreement, over the very same fields.
+    const resigned = await prepared();
+    const resignedFile = join(resigned.dir, 'manifest.json');
+    const original = JSON.parse(readFileSync(resignedFile, 'utf8')) as SignedManifest;
+    writeFileSync(resignedFile, JSON.stringify(signManifest(original.manifest, { partyId: advertiser.identity.id, signingSecret: advertiser.signingSecret })));
+    const otherSigner = await run(['dataset', 'upload', ...serverArgs('pub.json'), resigned.dir]);
+    expect(otherSigner.code).toBe(2);
+    expect(otherSigner.stderr).toContain(
+      `error: table impressions belongs to ${publisher.identity.id}; the manifest is for ${publisher.identity.id}, signed by ${advertiser.identity.id}; you are ${publisher.identity.id}`,
+    );
+    await expectNothingOnServer(agreement.id, resigned.dataset);
+
+    // A flipped byte in a chunk, and a file cut short: refused on the owner's machine, nothing sent.
+    const hashes = (file: string) => `error: ${file} does not hash to the manifest's ciphertext.sha256: it is not the file the manifest describes`;
+    for (const [what, damage, says] of [
+      ['a tampered chunk', (bytes: Buffer) => { bytes[bytes.length - 40] = (bytes[bytes.length - 40] ?? 0) ^ 1; return bytes; }, hashes],
+      ['a truncated file', (bytes: Buffer) => bytes.subarray(0, bytes.length - 1000), (file: string) => `error: ${file} is ${statSync(file).size} bytes; its manifest says ${statSync(file).size + 1000}`],
+    ] as const) {
+      const damaged = await prepared();
+      const file = join(damaged.dir, 'dataset.mds');
+      writeFileSync(file, damage(readFileSync(file)));
+      const refusedDamaged = await run(['dataset', 'upload', ...serverArgs('pub.json'), damaged.dir]);
+      expect(refusedDamaged.code, what).toBe(2);
+      expect(refusedDamaged.stderr, what).toContain(says(file));
+      await expectNothingOnServer(agreement.id, damaged.dataset);
+    }
 
     const mine = await prepared();
     const mismatch = await run(['dataset', 'upload', ...serverArgs('pub.json'), '--agreement', 'b.yaml', mine.dir]);
