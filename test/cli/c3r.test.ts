@@ -57,19 +57,22 @@ describe.concurrent('malus c3r', () => {
   });
 
   it('refuses the wrong secret or collaboration id, naming the row and column, and writes nothing', async () => {
-    // (A wrong collaboration id fails the same way: see test/ingest/c3r.)
-    {
-      const result = await run(['c3r', 'decrypt', 'marshalled.csv', '--id', ID, '--output', 'wrong.csv'], { C3R_SHARED_SECRET: WRONG_SECRET });
-      expect(result.code).toBe(2);
-      expect(result.stderr).toBe(
+    const wrongId = ID.replace(/^./, ID.startsWith('0') ? '1' : '0');
+    for (const [output, id, env] of [
+      ['wrong.csv', ID, { C3R_SHARED_SECRET: WRONG_SECRET }],
+      ['wrong-id.csv', wrongId, { C3R_SHARED_SECRET: SECRET }],
+    ] as const) {
+      const result = await run(['c3r', 'decrypt', 'marshalled.csv', '--id', id, '--output', output], env);
+      expect(result.code, output).toBe(2);
+      expect(result.stderr, output).toBe(
         'error: marshalled.csv line 2, column `address`: the sealed value does not authenticate: the shared secret or the collaboration id is wrong, or the value was altered\n',
       );
       expect(result.stderr).not.toContain(WRONG_SECRET);
       expect(hasStackTrace(result.stderr)).toBe(false);
-      expect(existsSync(join(dir, 'wrong.csv'))).toBe(false);
+      expect(existsSync(join(dir, output))).toBe(false);
+      // Only this test's own temporary file: the tests run concurrently, and others may be mid-write.
+      expect(readdirSync(dir).filter((f) => f.startsWith(`.${output}.`) && f.endsWith('.tmp'))).toEqual([]);
     }
-    // Only this test's own temporary file: the tests run concurrently, and others may be mid-write.
-    expect(readdirSync(dir).filter((f) => f.startsWith('.wrong.csv.') && f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('needs the shared secret in C3R_SHARED_SECRET, as base64 of 32 bytes or more', async () => {
