@@ -83,7 +83,9 @@ describe('malus dataset upload', () => {
     // Not a terminal: plain lines, at most one per 10 %.
     const lines = uploaded.stderr.trim().split('\n');
     expect(lines[0]).toMatch(/: 0% \(0 B of [0-9.]+ KiB/);
-    expect(lines.at(-1)).toMatch(/: 100% \(/);
+    expect(lines.at(-1)).toMatch(/: 100% \(.*, 0 s left\)$/);
+    // Every plain line says how much time is left (or that it cannot tell yet).
+    for (const line of lines.filter((l) => /: \d+% \(/.test(l))) expect(line).toMatch(/, (\d+ s left|\d+ min left|time left unknown)\)$/);
     expect(lines.length).toBeLessThanOrEqual(11);
 
     const listed = await run(['dataset', 'list', ...serverArgs('adv.json')]);

@@ -53,7 +53,7 @@ interface Progress {
 
 /**
  * A progress bar with bytes, rate and time left on a terminal; elsewhere (a pipe, a log file) a plain
- * line at most every 10 %. The first update is where the upload starts (a resumed one says so).
+ * line at most every 10 % with bytes, rate and time left. The first update is where the upload starts (a resumed one says so).
  */
 function progressReporter(io: CliIo, label: string): Progress {
   const started = Date.now();
@@ -61,6 +61,14 @@ function progressReporter(io: CliIo, label: string): Progress {
   const rate = (sent: number): string => {
     const seconds = (Date.now() - started) / 1000;
     return seconds <= 0 || first === undefined ? '-' : `${formatBytes((sent - first) / seconds)}/s`;
+  };
+  /** The time left at the rate so far, for the plain lines (the bar computes its own). */
+  const left = (sent: number, total: number): string => {
+    const seconds = (Date.now() - started) / 1000;
+    if (first === undefined || sent >= total) return '0 s left';
+    if (seconds <= 0 || sent <= first) return 'time left unknown';
+    const remaining = ((total - sent) * seconds) / (sent - first);
+    return remaining < 100 ? `${Math.ceil(remaining)} s left` : `${Math.ceil(remaining / 60)} min left`;
   };
   const resuming = (sent: number, total: number): void => {
     if (sent > 0) io.err(`resuming ${label} at ${formatBytes(sent)} of ${formatBytes(total)}\n`);
@@ -95,7 +103,7 @@ function progressReporter(io: CliIo, label: string): Progress {
       const decile = Math.floor((sent / total) * 10);
       if (decile <= lastDecile) return;
       lastDecile = decile;
-      io.err(`${label}: ${decile * 10}% (${formatBytes(sent)} of ${formatBytes(total)}, ${rate(sent)})\n`);
+      io.err(`${label}: ${decile * 10}% (${formatBytes(sent)} of ${formatBytes(total)}, ${rate(sent)}, ${left(sent, total)})\n`);
     },
     stop() {
       /* plain lines need no cleanup */
