@@ -295,6 +295,14 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it('names the first line of a JSON-lines input that is not a JSON object', async () => {
+    const row = (n: number) => JSON.stringify({ email_hash: `e${n}`, campaign_id: 'c', order_date: '2026-01-01', order_value: '1' });
+    const broken = [row(1), '', row(2), '{"email_hash": oops}', row(3)].join('\n');
+    const error = await prepareError(params(write('broken.jsonl', broken)));
+    expect(error.message).toBe('line 4 is not a JSON object (the input must hold one per line)');
+    expect(error.code).toBe('invalid-input');
+  });
+
   it('reads another dialect, Parquet and JSON lines', async () => {
     const semicolon = CONVERSIONS.replaceAll(',', ';').replace('"c;3"', "'c,3'");
     const fromCsv = await prepareDataset(params(write('semi.csv', semicolon), { dialect: { delimiter: ';', quote: "'" } }));

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Column } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
 import { ident, literal, type IngestDb } from '../duckdb.js';
@@ -135,6 +136,38 @@ function matchColumns(found: readonly string[], columns: readonly Column[], igno
   return byName;
 }
 
+/**
+ * The first line of a JSON-lines file that is not one JSON object (blank lines aside), 1-based;
+ * read only after DuckDB has refused the file, whose own message counts lines its own way.
+ */
+async function firstMalformedJsonLine(path: string): Promise<number | undefined> {
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let number = 0;
+  try {
+    for await (const line of lines) {
+      number += 1;
+      if (line.trim() === '') continue;
+      try {
+        const value: unknown = JSON.parse(line);
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) return number;
+      } catch {
+        return number;
+      }
+    }
+  } finally {
+    lines.close();
+  }
+  return undefined;
+}
+
+/** readFailure, with the line of a JSON-lines file that DuckDB could not read when there is one. */
+async function inputFailure(error: unknown, encoding: string, format: InputFormat, path: string): Promise<MalusError> {
+  const failure = readFailure(error, encoding);
+  if (format !== 'jsonl' || failure.message !== 'the input is not valid JSON lines') return failure;
+  const line = await firstMalformedJsonLine(path).catch(() => undefined);
+  return line === undefined ? failure : new MalusError('invalid-input', `line ${line} is not a JSON object (the input must hold one per line)`);
+}
+
 /** DuckDB's messages quote the offending line; only its line number and kind may be shown. */
 function readFailure(error: unknown, encoding: string): MalusError {
   const message = error instanceof Error ? error.message : String(error);
@@ -144,7 +177,7 @@ function readFailure(error: unknown, encoding: string): MalusError {
   if (/unicode|encod/i.test(message)) return new MalusError('invalid-input', `${at} is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
   if (/no such file|cannot open|could not open/i.test(message)) return new MalusError('file-unreadable', 'cannot open the input file');
   if (/parquet/i.test(message)) return new MalusError('invalid-input', 'the input is not a readable Parquet file');
-  if (/json/i.test(message)) return new MalusError('invalid-input', `${at} is not valid JSON lines`);
+  if (/json/i.test(message)) return new MalusError('invalid-input', 'the input is not valid JSON lines');
   return new MalusError('invalid-input', `${at} could not be read as the given format`);
 }
 
@@ -228,7 +261,7 @@ export async function stageInput(
       const described = await db.connection.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`);
       names = described.getRowObjects().map((row) => String(row.column_name));
     } catch (error) {
-      throw readFailure(error, encoding);
+      throw await inputFailure(error, encoding, format, path);
     }
     const byName = matchColumns(names, columns, input.ignoreExtraColumns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
@@ -237,7 +270,7 @@ export async function stageInput(
   try {
     await db.connection.run(`CREATE OR REPLACE TEMP TABLE ${RAW_TABLE} AS ${input.stage === undefined ? inner : input.stage(inner)}`);
   } catch (error) {
-    throw readFailure(error, encoding);
+    throw await inputFailure(error, encoding, format, path);
   }
   if (format === 'csv') {
     const problems = new ProblemList();
