@@ -295,6 +295,11 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it('refuses a quote that is never closed, by line', async () => {
+    const error = await prepareError(params(write('unclosed.csv', 'email_hash,campaign_id,order_date,order_value\nx,"c-1,2026-01-02,1\ny,c-2,2026-01-02,1\n')));
+    expect(error.describe()).toBe('the input has malformed rows: 1 problem\nline 2: a quote is never closed, or a quoted field is followed by other characters');
+  });
+
   it('names the first line of a JSON-lines input that is not a JSON object', async () => {
     const row = (n: number) => JSON.stringify({ email_hash: `e${n}`, campaign_id: 'c', order_date: '2026-01-01', order_value: '1' });
     const broken = [row(1), '', row(2), '{"email_hash": oops}', row(3)].join('\n');

@@ -185,7 +185,7 @@ const REJECT_MESSAGES: Record<string, (expected: number, encoding: string) => st
   'MISSING COLUMNS': (n) => `too few columns (the table has ${n})`,
   'TOO MANY COLUMNS': (n) => `too many columns (the table has ${n})`,
   'INVALID ENCODING': (_, encoding) => `is not valid ${encoding.toUpperCase()}`,
-  'UNQUOTED VALUE': () => 'a quoted field is followed by other characters',
+  'UNQUOTED VALUE': () => 'a quote is never closed, or a quoted field is followed by other characters',
   'LINE SIZE OVER MAXIMUM': () => `is longer than ${MAX_LINE_BYTES} bytes`,
 };
 
