@@ -429,11 +429,31 @@ export async function finishJob(
   if (statement.enclave.platform !== worker.platform) problems.push('the statement claims another platform');
   if ((statement.notice === SIMULATED_NOTICE) !== (worker.platform === 'sim')) problems.push('a statement carries the simulated notice exactly when the platform is sim');
   if (!verifyStatementSignature(body.result)) problems.push('the statement signature does not verify');
+  problems.push(...(await costProblems(ctx, job, statement.output)));
   problems.push(...(await sealedProblems(ctx, job, body.result)));
   if (problems.length > 0) throw new MalusError('signature-invalid', problems.join('; '));
   const result = body.result as unknown as Record<string, unknown>;
   const done = await ctx.store.jobs.finish(job.id, worker.id, { state: 'succeeded', result }, now, [toLogAppend(finished('succeeded', statementHash(statement)))]);
   return withoutSealed(jobView(done));
+}
+
+/** A privacy cost as canonical text: its units in a fixed order. */
+const amountText = (amount: unknown): string => (typeof amount === 'string' || typeof amount === 'number' ? String(amount) : JSON.stringify(amount));
+const costText = (cost: Record<string, unknown> | undefined): string =>
+  cost === undefined ? 'none' : ['epsilon', 'rho', 'delta'].flatMap((unit) => (cost[unit] === undefined ? [] : [`${unit} ${amountText(cost[unit])}`])).join(', ');
+
+/**
+ * A query's statement must record the very cost the job was charged when it was queued (checked
+ * again here under the job's agreement, for its submitter): the log's charges and the enclave's
+ * signed statements then tell one story, and an auditor can hold either against the other.
+ */
+async function costProblems(ctx: ServerContext, job: JobRecord, output: unknown): Promise<string[]> {
+  const query = (job.spec as { query?: QueryRequest }).query;
+  if (job.kind !== 'query' || query === undefined) return [];
+  const checked = await checkQuery(await jobAgreement(ctx, job), query, { as: job.submittedBy });
+  const charged = costText(checked.privacy?.cost as Record<string, unknown> | undefined);
+  const recorded = costText((output as { privacy?: { cost?: Record<string, unknown> } } | null)?.privacy?.cost);
+  return charged === recorded ? [] : [`the statement records the privacy cost ${recorded}, and the job was charged ${charged}`];
 }
 
 /** The index of a job's job.finished entry, for jobs finished before the store kept it. */

@@ -18,7 +18,7 @@ import {
 } from '../../src/client/index.js';
 import { fromHex } from '../../src/crypto/index.js';
 import { budgetPeriod } from '../../src/dp/index.js';
-import { createWorkerIdentity, readSimCa, registerWorker, type WorkerPort } from '../../src/engine/index.js';
+import { SIMULATED_NOTICE, createWorkerIdentity, readSimCa, registerWorker, signStatement, type WorkerPort } from '../../src/engine/index.js';
 import { isMalusError } from '../../src/errors/index.js';
 import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
 import { parseVerifierKey, type LogEvent } from '../../src/ledger/index.js';
@@ -45,6 +45,7 @@ let work: string;
 let server: RunningServer;
 let parties: Parties;
 let worker: WorkerPort;
+let workerIdentity: ReturnType<typeof createWorkerIdentity>;
 
 const clientOf = (keys: PartyKeys): MalusClient => createClient({ server: server.url, keys });
 
@@ -68,6 +69,7 @@ beforeAll(async () => {
   server = await startServer({ dataDir, host: '127.0.0.1', port: 0, worker: false, simMeasurement: QUEUED });
   parties = makeParties('Budget ');
   const identity = createWorkerIdentity();
+  workerIdentity = identity;
   const sim = await createSimAttester(readSimCa(`${dataDir}/sim-ca.json`), new Date());
   worker = httpWorkerPort(createClient({ server: server.url, keys: identity.keys }));
   await registerWorker({ identity, attester: simPlatformAttester(sim, fromHex(RUN) ?? new Uint8Array()), port: worker, now: () => new Date() });
@@ -196,12 +198,40 @@ describe('refunds', () => {
     expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '0', delta: '0' });
   });
 
+  it('refuses a result whose signed statement records another privacy cost than the job was charged', async () => {
+    const job = await submitQuery(clientOf(parties.advertiser), agreement.id, { sql: DP_SQL });
+    const claimed = await worker.claim();
+    expect(claimed?.id).toBe(job.id);
+    const statementWith = (cost: Record<string, string>) =>
+      signStatement(
+        {
+          format: 'malus.job-result/v1',
+          job: job.id,
+          collaboration: agreement.id,
+          agreement: agreementHash(agreement),
+          kind: 'query',
+          output: { privacy: { cost } },
+          enclave: { platform: 'sim', measurement: RUN, signingKey: workerIdentity.id, evidence: [] },
+          notice: SIMULATED_NOTICE,
+          time: new Date().toISOString(),
+        },
+        workerIdentity.signing.secretKey,
+      );
+    const refusal = async (cost: Record<string, string>) => (await worker.finish(job.id, { result: statementWith(cost) }).then(() => undefined, (error: unknown) => error)) as { code?: string; message?: string };
+    const cheaper = await refusal({ epsilon: '1/100', delta: '1/100000' });
+    expect(cheaper.code).toBe('signature-invalid');
+    expect(cheaper.message).toContain('the statement records the privacy cost epsilon 1/100, delta 1/100000, and the job was charged epsilon 1/10, delta 1/100000');
+    // The charged cost passes this check (the rest of this hand-made result still fails others).
+    expect((await refusal({ epsilon: '1/10', delta: '1/100000' })).message).not.toContain('privacy cost');
+    await worker.finish(job.id, { error: 'query-failed: given up' });
+  });
+
   it('keeps the charge of a job whose failure depends on the data (query-failed, query-timeout, result-too-large), whose result was refused, or is unknown', async () => {
     for (const error of ['query-failed: DuckDB refused', 'query-timeout: too long', 'result-too-large: big', 'result-undelivered: the server did not accept the result (invalid-input: request body is invalid)', 'Alice Smith: 42']) {
       await failedWith(error);
     }
     expect(await eventsOf(agreement.id, 'privacy.refunded')).toHaveLength(1);
-    expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '1/2', delta: '1/20000' });
+    expect(exact((await getBudget(clientOf(parties.advertiser), agreement.id)).collaboration.spent)).toEqual({ epsilon: '3/5', delta: '3/50000' });
   });
 });
 
@@ -212,7 +242,7 @@ describe('malus log audit over the budget', () => {
     const race = report.budgets.find((b) => b.collaboration.startsWith('budget-race'));
     expect(race).toMatchObject({ charges: 10, refunds: 0, server: { matches: true, spent: { epsilon: '1', delta: '1/10000' } } });
     const refund = report.budgets.find((b) => b.collaboration.startsWith('budget-refund'));
-    expect(refund).toMatchObject({ charges: 6, refunds: 1, server: { matches: true, spent: { epsilon: '1/2', delta: '1/20000' } } });
+    expect(refund).toMatchObject({ charges: 7, refunds: 1, server: { matches: true, spent: { epsilon: '3/5', delta: '3/50000' } } });
     expect(report.text).toContain('audit passed');
     expect(report.text).toMatch(/budget budget-race-\d+: 10 charge\(s\), 0 refund\(s\) in the log/);
   }, 30_000);
