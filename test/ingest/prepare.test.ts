@@ -308,6 +308,22 @@ describe('dataset prepare and load', () => {
     expect(error.code).toBe('invalid-input');
   });
 
+  it('refuses a JSON object that lacks one of the table\'s keys, by row and column, and keeps an explicit null', async () => {
+    const full = { email_hash: 'e1', campaign_id: 'c', order_date: '2026-01-01', order_value: '1' };
+    const { order_value: _value, ...withoutValue } = full;
+    const { campaign_id: _campaign, ...withoutCampaign } = withoutValue;
+    const lines = [full, withoutValue, { ...full, email_hash: 'e3', order_value: null }, withoutCampaign].map((o) => JSON.stringify(o));
+    const error = await prepareError(params(write('missing-key.jsonl', lines.join('\n'))));
+    expect(error.describe()).toBe(
+      'the input has malformed rows: 3 problems\n' +
+        'row 2, column order_value: is missing from the JSON object (write null for an empty value)\n' +
+        'row 4, column campaign_id: is missing from the JSON object (write null for an empty value)\n' +
+        'row 4, column order_value: is missing from the JSON object (write null for an empty value)',
+    );
+    const explicitNull = [full, { ...full, email_hash: 'e2', order_value: null }].map((o) => JSON.stringify(o));
+    expect((await prepareDataset(params(write('explicit-null.jsonl', explicitNull.join('\n'))))).signed.manifest.rows).toBe(2);
+  });
+
   it('reads another dialect, Parquet and JSON lines', async () => {
     const semicolon = CONVERSIONS.replaceAll(',', ';').replace('"c;3"', "'c,3'");
     const fromCsv = await prepareDataset(params(write('semi.csv', semicolon), { dialect: { delimiter: ';', quote: "'" } }));

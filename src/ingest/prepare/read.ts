@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Column } from '../../agreement/index.js';
 import { MalusError } from '../../errors/index.js';
 import { ident, literal, type IngestDb } from '../duckdb.js';
-import { ProblemList } from './problems.js';
+import { ProblemList, SHOWN_PROBLEMS } from './problems.js';
 
 // Reading the provider's input into an in-memory DuckDB table, `malus_raw`, whose columns carry
 // the agreement's names in the agreement's order. CSV is read as text (types are checked later,
@@ -201,6 +201,34 @@ async function csvRejects(db: IngestDb, expected: number, encoding: string, prob
   );
 }
 
+/**
+ * DuckDB reads a key that one JSON object lacks as NULL, so a row that left out a column would
+ * pass as a row with an empty value. As a CSV row with too few fields is refused, so is an
+ * object without one of the table's keys (an explicit `null` is a value and stays allowed).
+ */
+async function refuseMissingKeys(db: IngestDb, path: string, keys: readonly string[]): Promise<void> {
+  const scratch = 'malus_json_missing';
+  const wanted = `[${keys.map(literal).join(', ')}]::VARCHAR[]`;
+  try {
+    await db.connection.run(
+      `CREATE OR REPLACE TEMP TABLE ${scratch} AS SELECT list_filter(${wanted}, k -> NOT list_contains(json_keys(json), k)) AS missing ` +
+        `FROM read_json_objects(${literal(path)}, format = 'newline_delimited')`,
+    );
+    const reader = await db.connection.runAndReadAll(
+      `SELECT rowid + 1 AS r, missing, sum(len(missing)) OVER () AS total FROM ${scratch} WHERE len(missing) > 0 ORDER BY rowid LIMIT ${SHOWN_PROBLEMS}`,
+    );
+    const found = reader.getRowObjectsJS();
+    const problems = new ProblemList();
+    const examples = found.flatMap((row) =>
+      (row.missing as string[]).map((key) => ({ row: Number(row.r), column: key, message: 'is missing from the JSON object (write null for an empty value)' })),
+    );
+    problems.addCounted(examples, Number(found[0]?.total ?? 0));
+    problems.throwIfAny('the input has malformed rows');
+  } finally {
+    await db.connection.run(`DROP TABLE IF EXISTS ${scratch}`);
+  }
+}
+
 /** Loads the input into `malus_raw`, or throws every structural problem it found. */
 export async function stageInput(
   db: IngestDb,
@@ -265,6 +293,7 @@ export async function stageInput(
     }
     const byName = matchColumns(names, columns, input.ignoreExtraColumns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
+    if (format === 'jsonl') await refuseMissingKeys(db, path, [...byName.values()]);
   }
   const inner = `SELECT ${select} FROM ${source}`;
   try {
