@@ -1,14 +1,16 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertAgreement, parseAgreementText, type Agreement } from '../../src/agreement/index.js';
 import { uploadProgressView } from '../../src/api/index.js';
 import { createClient, getDataset, getLogEntries, listDataKeys, listDatasets, request, uploadDataset, type MalusClient } from '../../src/client/index.js';
+import { formatBytes } from '../../src/cli/commands/dataset.js';
 import { isMalusError } from '../../src/errors/index.js';
 import { signManifest, type SignedManifest } from '../../src/ingest/index.js';
 import { generatePartyKeys, readKeyFile, writeKeyFile, type PartyKeys } from '../../src/identity/index.js';
 import { writePreparedDataset, type PreparedDataset } from '../ingest/make-dataset.js';
-import { assertFreshBuild, hasStackTrace, malus, removeDir, startServe, tempDir, type ServerProcess } from './helpers.js';
+import { BIN, assertFreshBuild, baseEnv, hasStackTrace, malus, removeDir, startServe, tempDir, type ServerProcess } from './helpers.js';
 
 // `malus dataset upload | list | show` as real processes against a real `malus serve`: a complete
 // upload and its no-op re-run, an upload cut short by killing the server and resumed after its
@@ -112,6 +114,36 @@ describe('malus dataset upload', () => {
       ['actor', 'agreementHash', 'bytes', 'ciphertext', 'collaboration', 'dataset', 'format', 'headerHash', 'keyCommitment', 'owner', 'rows', 'schemaHash', 'table', 'time', 'type'].sort(),
     );
     expect(registered[0]).toMatchObject({ ciphertext: folder.manifest.manifest.ciphertext.sha256, rows: 1234, bytes: folder.ciphertext.length });
+  });
+
+  it('draws a progress bar with bytes, rate and time left when stderr is a terminal', async () => {
+    const folder = await prepared({ payloadBytes: 3_000_000 });
+    const args = ['dataset', 'upload', ...serverArgs('pub.json'), folder.dir];
+    // util-linux `script` runs the command on a real pseudo-terminal and copies what it draws.
+    const command = [process.execPath, BIN, ...args].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(' ');
+    const drawn = await new Promise<{ code: number | null; output: string }>((resolvePromise, reject) => {
+      const child = spawn('script', ['-q', '-e', '-f', '-c', command, '/dev/null'], { cwd: dir, env: { ...baseEnv(), COLUMNS: '160', TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`the upload on a terminal did not finish: ${output}`));
+      }, 30_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolvePromise({ code, output });
+      });
+    });
+    expect(drawn.code, drawn.output).toBe(0);
+    // The bar redraws in place (back to column 1), not a plain line per 10 %.
+    expect(drawn.output).toContain('\u001b[1G');
+    expect(drawn.output).not.toMatch(/: \d+% \(/);
+    const size = formatBytes(folder.ciphertext.length).replace('.', '\\.');
+    const label = basename(folder.dir);
+    expect(drawn.output).toContain(`${label} [${'\u2591'.repeat(40)}] 0% | 0 B of ${formatBytes(folder.ciphertext.length)} |`);
+    expect(drawn.output).toMatch(new RegExp(`${label} \\[\u2588{40}\\] 100% \\| ${size} of ${size} \\| [0-9.]+ (B|KiB|MiB|GiB)/s \\| \\S+ left`));
+    expect(drawn.output).toContain(`uploaded ${folder.dataset} (table impressions, 1234 rows`);
   });
 
   it('resumes after the server was killed mid-upload and restarted: nothing was visible in between', async () => {
