@@ -1,7 +1,8 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
 // One place that opens DuckDB for ingest work: in memory, never spilling to disk (an empty
-// temp_directory turns spilling off), so plaintext rows exist only in this process's memory.
+// temp_directory turns spilling off), so plaintext rows exist only in this process's memory. Its
+// time zone is UTC whatever the machine's, so a time with an offset means the same instant everywhere.
 
 export interface IngestDb {
   readonly connection: DuckDBConnection;
@@ -19,6 +20,7 @@ export async function openIngestDb(options: { threads?: number; memoryLimit?: st
   let connection: DuckDBConnection;
   try {
     connection = await instance.connect();
+    await connection.run("SET TimeZone = 'UTC'");
   } catch (error) {
     instance.closeSync();
     throw error;

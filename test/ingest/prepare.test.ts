@@ -295,6 +295,46 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it("reads a TIMESTAMP with an offset or a zone as the UTC instant it names, whatever the machine's zone", async () => {
+    const stamped = mutable(agreement);
+    stamped.tables[0].columns[2].type = 'TIMESTAMP';
+    const values = [
+      ['2026-01-02 10:00:00', '2026-01-02 10:00:00'],
+      ['2026-01-02T10:00:00+02:00', '2026-01-02 08:00:00'],
+      ['2026-01-02 10:00:00-0530', '2026-01-02 15:30:00'],
+      ['2026-01-02T10:00:00+02', '2026-01-02 08:00:00'],
+      ['2026-1-2 1:00:00-05', '2026-01-02 06:00:00'],
+      ['2026-01-02 10:00:00Z', '2026-01-02 10:00:00'],
+      ['2026-01-02 10:00:00.25', '2026-01-02 10:00:00.25'],
+      ['2026-01-02 10:00:00 Europe/Paris', '2026-01-02 09:00:00'],
+      ['2026-07-02 10:00:00 Europe/Paris', '2026-07-02 08:00:00'],
+      ['2026-01-02', '2026-01-02 00:00:00'],
+    ];
+    const csv = ['email_hash,campaign_id,order_date,order_value', ...values.map(([text], i) => `p${i},c-1,${text},1`)].join('\n');
+    const zone = process.env.TZ;
+    process.env.TZ = 'Asia/Kolkata';
+    try {
+      const prepared = await prepareDataset({ ...params(write('stamped.csv', csv)), agreement: stamped, agreementHash: agreementHash(stamped) });
+      const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8'))), keys.advertiser);
+      const db = await openIngestDb();
+      try {
+        const source = createReadStream(join(prepared.dir, DATASET_FILES.ciphertext));
+        await loadDataset({ connection: db.connection, source, key, manifest: prepared.signed.manifest, table: stamped.tables[0], as: 'stamped' });
+        const loaded = (await db.connection.runAndReadAll('SELECT CAST(order_date AS VARCHAR) FROM stamped ORDER BY rowid')).getRows().map((row) => row[0]);
+        expect(loaded).toEqual(values.map(([, utc]) => utc));
+      } finally {
+        db.close();
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+    const bad = await prepareError({ ...params(write('stamped-bad.csv', 'email_hash,campaign_id,order_date,order_value\np,c-1,2026-01-02 10:00:00 Mars/Olympus,1')), agreement: stamped, agreementHash: agreementHash(stamped) });
+    expect(bad.describe()).toBe("the input does not satisfy table conversions: 1 problem\nrow 1, column order_date: '2026-01-02 10:00:00 Mars/Olympus' is not a valid TIMESTAMP");
+    const fine = await prepareError({ ...params(write('stamped-ns.csv', 'email_hash,campaign_id,order_date,order_value\np,c-1,2026-01-02 10:00:00.1234567+02:00,1\nq,c-1,2026-01-02 10:00:00.123456+02:00,1')), agreement: stamped, agreementHash: agreementHash(stamped) });
+    expect(fine.describe()).toBe("the input does not satisfy table conversions: 1 problem\nrow 1, column order_date: '2026-01-02 10:00:00.1234567+02:00' has digits beyond the microsecond, which TIMESTAMP would drop");
+  });
+
   it('refuses a quote that is never closed, by line', async () => {
     const error = await prepareError(params(write('unclosed.csv', 'email_hash,campaign_id,order_date,order_value\nx,"c-1,2026-01-02,1\ny,c-2,2026-01-02,1\n')));
     expect(error.describe()).toBe('the input has malformed rows: 1 problem\nline 2: a quote is never closed, or a quoted field is followed by other characters');
@@ -310,8 +350,9 @@ describe('dataset prepare and load', () => {
 
   it('refuses a JSON object that lacks one of the table\'s keys, by row and column, and keeps an explicit null', async () => {
     const full = { email_hash: 'e1', campaign_id: 'c', order_date: '2026-01-01', order_value: '1' };
-    const { order_value: _value, ...withoutValue } = full;
-    const { campaign_id: _campaign, ...withoutCampaign } = withoutValue;
+    const without = (...keys: string[]) => Object.fromEntries(Object.entries(full).filter(([key]) => !keys.includes(key)));
+    const withoutValue = without('order_value');
+    const withoutCampaign = without('order_value', 'campaign_id');
     const lines = [full, withoutValue, { ...full, email_hash: 'e3', order_value: null }, withoutCampaign].map((o) => JSON.stringify(o));
     const error = await prepareError(params(write('missing-key.jsonl', lines.join('\n'))));
     expect(error.describe()).toBe(

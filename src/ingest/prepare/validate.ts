@@ -77,7 +77,7 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
   }
   let typed = valueRef;
   if (column.type !== 'VARCHAR') {
-    typed = `TRY_CAST(${valueRef} AS ${column.type})`;
+    typed = column.type.toUpperCase() === 'TIMESTAMP' ? timestampCast(valueRef) : `TRY_CAST(${valueRef} AS ${column.type})`;
     checks.push({ column: column.name, failing: `${typedRef} IS NULL AND ${valueRef} IS NOT NULL`, message: `is not a valid ${column.type}`, quoteValue });
     const lossy = lossyCast(column.type, valueRef, typedRef);
     if (lossy !== undefined) checks.push({ column: column.name, failing: `coalesce(${lossy.failing}, false)`, message: lossy.message, quoteValue });
@@ -101,6 +101,18 @@ function columnPlan(table: Table, column: Column, sensitive: Set<string>, i: num
   };
 }
 
+/**
+ * A TIMESTAMP holds UTC time. DuckDB's cast to TIMESTAMP drops an offset (`10:00+02:00` becomes
+ * 10:00), so text that may carry one (longer than `YYYY-MM-DD HH:MM:SS`, or with a sign after
+ * the date) is read as the instant it names and turned to UTC; the rest takes the fast cast,
+ * which the slower one would agree with.
+ */
+function timestampCast(text: string): string {
+  // A date takes at least 8 characters (YYYY-M-D): a '-' after them can only start an offset.
+  const mayHaveOffset = `strlen(${text}) > 19 OR contains(${text}, '+') OR contains(substr(${text}, 9), '-')`;
+  return `CASE WHEN ${mayHaveOffset} THEN TRY_CAST(TRY_CAST(${text} AS TIMESTAMPTZ) AS TIMESTAMP) ELSE TRY_CAST(${text} AS TIMESTAMP) END`;
+}
+
 const INTEGER_TYPES = new Set(['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT']);
 
 /**
@@ -119,6 +131,10 @@ function lossyCast(type: string, text: string, typed: string): { failing: string
     const wide = 38 - integerDigits;
     if (wide <= Number(decimal[2])) return undefined;
     return { failing: `${typed} <> TRY_CAST(${text} AS DECIMAL(38,${wide}))`, message: rounded };
+  }
+  // Microseconds are DuckDB's finest; text as long as `YYYY-MM-DD HH:MM:SS.ffffff` or shorter has no more.
+  if (upper === 'TIMESTAMP' || upper === 'TIMESTAMPTZ') {
+    return { failing: `strlen(${text}) > 26 AND regexp_matches(${text}, '[0-9]:[0-9]{2}[.,][0-9]{7,}')`, message: `has digits beyond the microsecond, which ${type} would drop` };
   }
   if (upper === 'DATE') return { failing: `CAST(${typed} AS TIMESTAMP) <> TRY_CAST(${text} AS TIMESTAMP)`, message: 'has a time of day, which a DATE would drop' };
   return undefined;
