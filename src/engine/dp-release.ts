@@ -47,14 +47,38 @@ function releasedColumns(plan: DpPlan, exact: readonly ResultColumn[]): ResultCo
   });
 }
 
-function noiseReport(plan: DpPlan): NoisyColumn[] {
-  return plan.columns.flatMap((c): NoisyColumn[] => {
+function noiseReport(plan: DpPlan, ratioIntervals: ReadonlyMap<number, AvgInterval[]>): NoisyColumn[] {
+  return plan.columns.flatMap((c, at): NoisyColumn[] => {
     if (c.source === 'group') return [];
     if (c.source === 'measurement') return [{ column: c.name, ...describe(plan.measurements[c.index] as DpMeasurement) }];
     const sum = describe(plan.measurements[c.numerator] as DpMeasurement);
     const count = describe(plan.measurements[c.denominator] as DpMeasurement);
-    return [{ column: c.name, mechanism: sum.mechanism, of: { sum, count } }];
+    return [{ column: c.name, mechanism: sum.mechanism, of: { sum, count }, rows95: ratioIntervals.get(at) ?? [] }];
   });
+}
+
+type AvgInterval = readonly [number, number] | null;
+
+/**
+ * A 95% interval for the exact bounded average behind a noisy sum S over a noisy count C: each
+ * noise is within its 97.5% half-width (a and b), so both are at once in at least 95% of releases
+ * (a union bound), and then the exact sum is in [S − a, S + a] and the exact count, at least 1,
+ * in [max(1, C − b), C + b]. The ratio's extremes over that box are at its corners, and an
+ * average of values clamped to [lo, hi] is itself in [lo, hi]. Post-processing of released values,
+ * in floating point; null where the average is (the noisy count is not positive).
+ */
+function avgInterval(sum: bigint, count: bigint, sumOf: DpMeasurement, countOf: DpMeasurement): AvgInterval {
+  if (count <= 0n) return null;
+  const a = BigInt(noiseHalfWidth(sumOf.mechanism, parseRational(sumOf.scale), 0.975));
+  const b = BigInt(noiseHalfWidth(countOf.mechanism, parseRational(countOf.scale), 0.975));
+  const units = 10 ** (sumOf.decimals ?? 0);
+  const [lo, hi] = (sumOf.bounds ?? ['0', '0']).map((bound) => Number(bound) / units) as [number, number];
+  const counts = [Number(count - b > 1n ? count - b : 1n), Number(count + b)];
+  const ratios = (total: bigint) => counts.map((n) => Number(total) / units / n);
+  const low = Math.max(lo, Math.min(...ratios(sum - a)));
+  const high = Math.min(hi, Math.max(...ratios(sum + a)));
+  // An empty intersection means the noise fell outside the box (the other 5%): the bounds still hold.
+  return low <= high ? [low, high] : [lo, hi];
 }
 
 /**
@@ -81,9 +105,20 @@ export function privateRelease(plan: DpPlan, bytes: RandomBytes = cryptoBytes) {
     return { groups: plan.groups.map((g) => at(g.name)), measurements: plan.measurements.map((m) => at(m.name)) };
   };
 
+  const ratioIntervals = new Map<number, AvgInterval[]>();
+  plan.columns.forEach((c, at) => {
+    if (c.source === 'ratio') ratioIntervals.set(at, []);
+  });
+
   const noisyRow = (keys: readonly DuckDBValue[], exact: readonly bigint[]): DuckDBValue[] | undefined => {
     const noisy = exact.map((value, i) => value + sample(plan.measurements[i] as DpMeasurement, bytes));
     for (const { measurement, minimum } of plan.release) if ((noisy[measurement] as bigint) < BigInt(minimum)) return undefined;
+    // Every row that gets this far is released, in this order: its intervals line up with the rows.
+    plan.columns.forEach((c, at) => {
+      if (c.source !== 'ratio') return;
+      const measurement = (i: number) => plan.measurements[i] as DpMeasurement;
+      ratioIntervals.get(at)?.push(avgInterval(noisy[c.numerator] as bigint, noisy[c.denominator] as bigint, measurement(c.numerator), measurement(c.denominator)));
+    });
     return plan.columns.map((c): DuckDBValue => {
       if (c.source === 'group') return keys[c.index] ?? null;
       if (c.source === 'measurement') return unitsAsDecimal(noisy[c.index] as bigint, plan.measurements[c.index]?.decimals ?? 0);
@@ -124,7 +159,7 @@ export function privateRelease(plan: DpPlan, bytes: RandomBytes = cryptoBytes) {
       });
     },
     columns: (exact: readonly ResultColumn[]): ResultColumn[] => releasedColumns(plan, exact),
-    noisy: (): NoisyColumn[] => noiseReport(plan),
+    noisy: (): NoisyColumn[] => noiseReport(plan, ratioIntervals),
   };
 }
 

@@ -54,6 +54,8 @@ export interface NoisyColumn {
   readonly ci95?: string;
   /** AVG: the noisy sum over the noisy count; their scales and half-widths are given instead. */
   readonly of?: { readonly sum: NoiseOf; readonly count: NoiseOf };
+  /** AVG: for each released row, in order, a 95% interval [low, high] of the exact bounded average; null where the value is. */
+  readonly rows95?: readonly (readonly [number, number] | null)[];
 }
 
 export interface PrivacyReport {
@@ -178,6 +180,7 @@ const privacyReportSchema = z.strictObject({
       scale: z.string().optional(),
       ci95: z.string().optional(),
       of: z.strictObject({ sum: noiseSchema, count: noiseSchema }).optional(),
+      rows95: z.array(z.tuple([z.number(), z.number()]).nullable()).optional(),
     }),
   ),
 });
@@ -189,7 +192,8 @@ const resultRowsSchema = z
     rows: z.array(z.array(z.union([z.string(), z.number(), z.boolean(), z.null()]))),
     privacy: privacyReportSchema.optional(),
   })
-  .refine((doc) => doc.rows.every((row) => row.length === doc.columns.length), 'every row has one value per column');
+  .refine((doc) => doc.rows.every((row) => row.length === doc.columns.length), 'every row has one value per column')
+  .refine((doc) => (doc.privacy?.columns ?? []).every((c) => c.rows95 === undefined || c.rows95.length === doc.rows.length), 'an AVG column has one interval per row');
 
 /** Reads a payload back; `invalid-input` unless it is a well-formed malus.result-rows/v1 document. */
 export function parseResultRows(bytes: Uint8Array): ResultRows {

@@ -57,6 +57,35 @@ describe('which groups leave the enclave', () => {
     // The report gives each noisy column's scale in its own units and the 95% half-width of its noise.
     expect(out.noisy[0]).toEqual({ column: 'total', mechanism: 'laplace', scale: '1/100', ci95: expect.stringMatching(/^0\.0\d$/) as unknown });
     expect(out.noisy[1]?.of?.count.scale).toBe('1');
+    expect(out.noisy[1]?.rows95).toHaveLength(1);
+  });
+
+  it('gives each AVG row a 95% interval that covers the exact bounded average in at least 95% of releases', () => {
+    // Cents clamped to [0, 100.00]; the exact average is 500000 / 1000 cents = 5.00.
+    const sum: DpMeasurement = { name: 'malus_m_1', statistic: 'sum', mechanism: 'laplace', scale: '20000', unit: '1/100', bounds: ['0', '10000'], decimals: 2 };
+    const values: DpMeasurement = { name: 'malus_m_2', statistic: 'values', mechanism: 'gaussian', scale: '50', unit: '1' };
+    const p = plan({ measurements: [counted('1', 'identities'), sum, values], columns: [{ name: 'g', source: 'group', index: 0 }, { name: 'mean', source: 'ratio', numerator: 1, denominator: 2 }], groups: [{ name: 'malus_g_0' }] });
+    const rows = exactRows(['malus_g_0', 'malus_m_0', 'malus_m_1', 'malus_m_2'], [['a', '10', '500000', '1000'], ['few', '1', '300', '2'], ['none', '0', '0', '-400']]);
+    let covered = 0;
+    let widest = 0;
+    const trials = 2000;
+    for (let i = 0; i < trials; i += 1) {
+      const out = releasePrivately(p, rows);
+      const intervals = out.noisy[0]?.rows95 ?? [];
+      expect(intervals).toHaveLength(out.rows.length);
+      const [low, high] = intervals[0] ?? [Number.NaN, Number.NaN];
+      if (low <= 5 && 5 <= high) covered += 1;
+      widest = Math.max(widest, high - low);
+      // Two values, under noise far larger: the interval never leaves the clamping bounds.
+      const [fewLow, fewHigh] = intervals[1] ?? [0, 100];
+      expect(fewLow >= 0 && fewLow <= fewHigh && fewHigh <= 100, `${fewLow} ${fewHigh}`).toBe(true);
+      // A noisy count that is not positive has no average, and no interval.
+      expect(out.rows[2]?.[1] === null).toBe(intervals[2] === null);
+    }
+    expect(covered / trials).toBeGreaterThanOrEqual(0.93);
+    // Informative, not the trivial [0, 100]: the sum's 74,000 cents over about 1000 values, and
+    // the count's ±112, give a width near 3.
+    expect(widest).toBeLessThan(5);
   });
 
   it('fails closed on a statistic that is not an integer', () => {

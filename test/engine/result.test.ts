@@ -132,6 +132,17 @@ describe('encodeResultRows and parseResultRows', () => {
     for (const text of bad) expect(() => parseResultRows(utf8(text)), text).toThrow(expect.objectContaining({ code: 'invalid-input' }) as Error);
     expect(() => parseResultRows(new Uint8Array([0xff, 0xfe]))).toThrow(expect.objectContaining({ code: 'invalid-input' }) as Error);
   });
+
+  it("reads back an AVG column's per-row intervals, and refuses a report with another number of them than rows", () => {
+    const noise = { mechanism: 'laplace' as const, scale: '1', ci95: '3' };
+    const avg = { column: 'mean', mechanism: 'laplace' as const, of: { sum: noise, count: noise } };
+    const privacy = (rows95: ([number, number] | null)[]) => ({ accounting: 'pure' as const, cost: { epsilon: '1' }, columns: [{ ...avg, rows95 }] });
+    const two = [['a', 4.5], ['b', null]];
+    const cols = [{ name: 'g', type: 'VARCHAR' }, { name: 'mean', type: 'DOUBLE' }];
+    const read = parseResultRows(encodeResultRows(cols, two, privacy([[4, 5.25], null])));
+    expect(read.privacy?.columns[0]?.rows95).toEqual([[4, 5.25], null]);
+    expect(() => parseResultRows(encodeResultRows(cols, two, privacy([[4, 5.25]])))).toThrow(expect.objectContaining({ code: 'invalid-input' }) as Error);
+  });
 });
 
 describe('sealResult and openResult', () => {

@@ -54,6 +54,10 @@ export interface OpenOptions extends CollabServerOptions {
   agreement?: string;
 }
 
+/** AVG rows whose intervals are printed; the rest are in the result's privacy report. */
+const SHOWN_INTERVALS = 5;
+const approximate = (value: number): string => String(Number(value.toPrecision(6)));
+
 /** The privacy report of a result: what it cost and how far each noisy column may be from the exact bounded value. */
 export function describeNoise(privacy: PrivacyReport): string {
   const cost = Object.entries(privacy.cost).map(([unit, amount]) => `${unit} ${amount}`).join(', ');
@@ -61,6 +65,9 @@ export function describeNoise(privacy: PrivacyReport): string {
   for (const c of privacy.columns) {
     if (c.of !== undefined) {
       lines.push(`  ${c.column}: noisy sum (${c.of.sum.mechanism}, scale ${c.of.sum.scale}, ±${c.of.sum.ci95} at 95%) over noisy count (scale ${c.of.count.scale}, ±${c.of.count.ci95})`);
+      const intervals = c.rows95 ?? [];
+      const shown = intervals.slice(0, SHOWN_INTERVALS).map((interval, i) => `row ${i + 1} ${interval === null ? 'none' : `[${approximate(interval[0])}, ${approximate(interval[1])}]`}`);
+      if (intervals.length > 0) lines.push(`    95% interval of each row's average: ${shown.join('; ')}${intervals.length > SHOWN_INTERVALS ? `; … (${intervals.length} rows in all, in the result's privacy report)` : ''}`);
     } else {
       lines.push(`  ${c.column}: ${c.mechanism} noise of scale ${c.scale ?? '?'}, ±${c.ci95 ?? '?'} at 95%`);
     }
