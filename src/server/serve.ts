@@ -4,7 +4,7 @@ import { createClient, httpWorkerPort } from '../client/index.js';
 import { generateEncryptionKeyPair } from '../crypto/index.js';
 import { createWorkerIdentity, startWorker, type RunningWorker } from '../engine/index.js';
 import { aesKeyWrapper, loadOrCreateMasterKey } from '../keyrelease/index.js';
-import { openSqliteStore, type Store } from '../store/index.js';
+import { lockDatabaseFile, openSqliteStore, type Store } from '../store/index.js';
 import { createConfidentialServices } from './confidential.js';
 import { buildApp } from './app.js';
 import { loadOrCreateLogKey } from './log-key.js';
@@ -49,9 +49,20 @@ export interface RunningServer {
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const databasePath = prepareDatabaseFile(options.dataDir, 'malus.db');
   const now = options.now ?? (() => new Date());
-  // Before the store opens, so that a failure here leaves nothing open.
-  const { ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement);
-  const store = openSqliteStore({ path: databasePath });
+  // Held until close: a second server on this directory would fork the transparency log.
+  const lock = lockDatabaseFile(databasePath, 'malus serve');
+  let store: Store;
+  let simCa: Awaited<ReturnType<typeof simPlatformOf>>['ca'];
+  let simMeasurement: string;
+  let measurementBytes: Uint8Array;
+  try {
+    // Before the store opens, so that a failure here leaves nothing open.
+    ({ ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement));
+    store = openSqliteStore({ path: databasePath });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   let app: FastifyInstance | undefined;
   let log: TransparencyLog | undefined;
   let worker: RunningWorker | undefined;
@@ -116,6 +127,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     // The checkpointer may already run; stop it before the store goes.
     await log?.stop().catch(() => undefined);
     await store.close();
+    lock.release();
     throw listenError(error, options);
   }
   let closing: Promise<void> | undefined;
@@ -135,7 +147,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         await app.close();
         await stopping;
         await log.stop();
-        await store.close();
+        try {
+          await store.close();
+        } finally {
+          lock.release();
+        }
       })();
       return closing;
     },

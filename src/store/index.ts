@@ -28,5 +28,6 @@ export type {
   WorkerRecord,
   WorkerRepository,
 } from './types.js';
+export { lockDatabaseFile, type DatabaseLock } from './sqlite/lock.js';
 export { openSqliteStore } from './sqlite/open.js';
 export { STORE_SCHEMA_VERSION } from './sqlite/migrations.js';
