@@ -365,6 +365,18 @@ describe('dataset prepare and load', () => {
     expect((await prepareDataset(params(write('explicit-null.jsonl', explicitNull.join('\n'))))).signed.manifest.rows).toBe(2);
   });
 
+  it("checks every JSON object, not only DuckDB's sample: a key the table lacks and a value of another type, by row and column", async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ email_hash: `e${i}`, campaign_id: 'c', order_date: '2026-01-01', order_value: i % 100 }));
+    const late = [...many(25_000), JSON.stringify({ email_hash: 'x', campaign_id: 'c', order_date: '2026-01-01', order_value: 1, coupon: 'SAVE10' })];
+    expect((await prepareError(params(write('late-key.jsonl', late.join('\n'))))).describe()).toBe(
+      'the input has malformed rows: 1 problem\nrow 25001, column coupon: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
+    );
+    const typed = [...many(25_000), JSON.stringify({ email_hash: 'x', campaign_id: 'c', order_date: '2026-01-01', order_value: 'two' })];
+    expect((await prepareError(params(write('late-type.jsonl', typed.join('\n'))))).describe()).toBe(
+      "the input does not satisfy table conversions: 1 problem\nrow 25001, column order_value: 'two' is not a valid DECIMAL(12,2)",
+    );
+  });
+
   it('reads another dialect, Parquet and JSON lines', async () => {
     const semicolon = CONVERSIONS.replaceAll(',', ';').replace('"c;3"', "'c,3'");
     const fromCsv = await prepareDataset(params(write('semi.csv', semicolon), { dialect: { delimiter: ';', quote: "'" } }));

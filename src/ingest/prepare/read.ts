@@ -202,26 +202,32 @@ async function csvRejects(db: IngestDb, expected: number, encoding: string, prob
 }
 
 /**
- * DuckDB reads a key that one JSON object lacks as NULL, so a row that left out a column would
- * pass as a row with an empty value. As a CSV row with too few fields is refused, so is an
- * object without one of the table's keys (an explicit `null` is a value and stays allowed).
+ * DuckDB infers a JSON-lines file's keys from a sample of its first objects: a key that only a
+ * later object has is silently dropped, and a key one object lacks is read as NULL. So every
+ * object's keys are checked against the matched ones over the whole file: a missing key is
+ * refused by row and column, as a CSV row with too few fields is (an explicit `null` is a value
+ * and stays allowed), and a key the table does not have is refused like an extra CSV column
+ * (unless extra columns are read past, for PSI).
  */
-async function refuseMissingKeys(db: IngestDb, path: string, keys: readonly string[]): Promise<void> {
-  const scratch = 'malus_json_missing';
+async function refuseOtherKeys(db: IngestDb, path: string, keys: readonly string[], ignoreExtra: boolean): Promise<void> {
+  const scratch = 'malus_json_keys';
   const wanted = `[${keys.map(literal).join(', ')}]::VARCHAR[]`;
+  const extra = ignoreExtra ? '[]::VARCHAR[]' : `list_filter(json_keys(json), k -> NOT list_contains(${wanted}, k))`;
   try {
     await db.connection.run(
-      `CREATE OR REPLACE TEMP TABLE ${scratch} AS SELECT list_filter(${wanted}, k -> NOT list_contains(json_keys(json), k)) AS missing ` +
+      `CREATE OR REPLACE TEMP TABLE ${scratch} AS SELECT list_filter(${wanted}, k -> NOT list_contains(json_keys(json), k)) AS missing, ${extra} AS extra ` +
         `FROM read_json_objects(${literal(path)}, format = 'newline_delimited')`,
     );
     const reader = await db.connection.runAndReadAll(
-      `SELECT rowid + 1 AS r, missing, sum(len(missing)) OVER () AS total FROM ${scratch} WHERE len(missing) > 0 ORDER BY rowid LIMIT ${SHOWN_PROBLEMS}`,
+      `SELECT rowid + 1 AS r, missing, extra, sum(len(missing) + len(extra)) OVER () AS total FROM ${scratch} ` +
+        `WHERE len(missing) + len(extra) > 0 ORDER BY rowid LIMIT ${SHOWN_PROBLEMS}`,
     );
     const found = reader.getRowObjectsJS();
     const problems = new ProblemList();
-    const examples = found.flatMap((row) =>
-      (row.missing as string[]).map((key) => ({ row: Number(row.r), column: key, message: 'is missing from the JSON object (write null for an empty value)' })),
-    );
+    const examples = found.flatMap((row) => [
+      ...(row.missing as string[]).map((key) => ({ row: Number(row.r), column: key, message: 'is missing from the JSON object (write null for an empty value)' })),
+      ...(row.extra as string[]).map((key) => ({ row: Number(row.r), column: key, message: 'is in the input but not in the agreement: remove it (only agreed columns leave your machine)' })),
+    ]);
     problems.addCounted(examples, Number(found[0]?.total ?? 0));
     problems.throwIfAny('the input has malformed rows');
   } finally {
@@ -293,7 +299,13 @@ export async function stageInput(
     }
     const byName = matchColumns(names, columns, input.ignoreExtraColumns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
-    if (format === 'jsonl') await refuseMissingKeys(db, path, [...byName.values()]);
+    if (format === 'jsonl') {
+      await refuseOtherKeys(db, path, [...byName.values()], input.ignoreExtraColumns === true);
+      // Read as text, like CSV, so that a value of another type than the sample's is reported by
+      // row and column with the other type problems, instead of failing the whole read.
+      const text = [...byName.values()].map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
+      source = `read_json(${literal(path)}, format = 'newline_delimited', columns = {${text}})`;
+    }
   }
   const inner = `SELECT ${select} FROM ${source}`;
   try {
