@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { assertAgreement, type Agreement } from '../../src/agreement/index.js';
 import { isRefundable, parseRational } from '../../src/dp/index.js';
 import { releasePrivately } from '../../src/engine/dp-release.js';
-import { openSandbox, runPrivateSql, type Sandbox } from '../../src/engine/index.js';
+import { openSandbox, parseResultRows, runPrivateSql, type Sandbox } from '../../src/engine/index.js';
 import { MalusError } from '../../src/errors/index.js';
 import { checkQuery, DP_SEED_PARAMETER, type BoundParameter, type CheckedQuery, type QueryRequest } from '../../src/rules/index.js';
 import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
@@ -274,6 +274,34 @@ describe('closed: the enclave fails or succeeds on exact values (a deterministic
 
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an AVG through the real sandbox carries one 95% interval per released row, inside the clamping bounds', async () => {
+    const agreement = mutable(agreementOf({ bounds: [{ column: 'order_value', lower: 0, upper: 100 }], publicDomain: [{ column: 'campaign_id', values: ['cmp-a', 'cmp-b', 'cmp-c'] }] }));
+    agreement.tables[0].analysisRule.aggregateColumns.push({ columnNames: ['order_value'], function: 'AVG' });
+    const sql = 'SELECT c.campaign_id, AVG(c.order_value) AS mean FROM conversions c JOIN impressions i ON c.email_hash = i.email_hash GROUP BY c.campaign_id';
+    const checked = await checkQuery(assertAgreement(agreement, 'AVG agreement'), { sql }, { as: keys.advertiser.identity.id });
+    expect(checked.violations).toEqual([]);
+    if (checked.privacy === undefined) throw new Error('no DP plan');
+    const buyers = [...crowd(300, 'cmp-a', 'a', pseudonym).conversions, ...crowd(300, 'cmp-b', 'b', pseudonym).conversions];
+    const viewers = [...crowd(300, 'cmp-a', 'a', pseudonym).impressions, ...crowd(300, 'cmp-b', 'b', pseudonym).impressions];
+    const box = await sandboxWith(assertAgreement(agreement, 'AVG agreement'), { conversions: buyers, impressions: viewers });
+    try {
+      const result = await runPrivateSql(box, { sql: checked.rewritten, parameters: checked.parameters, privacy: checked.privacy });
+      const report = parseResultRows(result.payload);
+      const mean = report.privacy?.columns.find((c) => c.column === 'mean');
+      // cmp-c has nobody: its noisy count of people stays under k = 50, so it is withheld.
+      expect(report.rows.map((row) => row[0])).toEqual(['cmp-a', 'cmp-b']);
+      expect(mean?.rows95).toHaveLength(2);
+      for (const interval of mean?.rows95 ?? []) {
+        if (interval === null) continue;
+        expect(interval[0]).toBeGreaterThanOrEqual(0);
+        expect(interval[1]).toBeLessThanOrEqual(100);
+        expect(interval[0]).toBeLessThanOrEqual(interval[1]);
+      }
+    } finally {
+      box.close();
+    }
   });
 
   it('a global aggregate whose WHERE matches nobody fails (internal) while one matching person succeeds', async () => {
