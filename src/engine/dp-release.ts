@@ -67,18 +67,21 @@ type AvgInterval = readonly [number, number] | null;
  * average of values clamped to [lo, hi] is itself in [lo, hi]. Post-processing of released values,
  * in floating point; null where the average is (the noisy count is not positive).
  */
-function avgInterval(sum: bigint, count: bigint, sumOf: DpMeasurement, countOf: DpMeasurement): AvgInterval {
-  if (count <= 0n) return null;
+function avgIntervalOf(sumOf: DpMeasurement, countOf: DpMeasurement): (sum: bigint, count: bigint) => AvgInterval {
+  // Once per column: a Gaussian's half-width sums up to 12σ terms of its pmf.
   const a = BigInt(noiseHalfWidth(sumOf.mechanism, parseRational(sumOf.scale), 0.975));
   const b = BigInt(noiseHalfWidth(countOf.mechanism, parseRational(countOf.scale), 0.975));
   const units = 10 ** (sumOf.decimals ?? 0);
   const [lo, hi] = (sumOf.bounds ?? ['0', '0']).map((bound) => Number(bound) / units) as [number, number];
-  const counts = [Number(count - b > 1n ? count - b : 1n), Number(count + b)];
-  const ratios = (total: bigint) => counts.map((n) => Number(total) / units / n);
-  const low = Math.max(lo, Math.min(...ratios(sum - a)));
-  const high = Math.min(hi, Math.max(...ratios(sum + a)));
-  // An empty intersection means the noise fell outside the box (the other 5%): the bounds still hold.
-  return low <= high ? [low, high] : [lo, hi];
+  return (sum, count) => {
+    if (count <= 0n) return null;
+    const counts = [Number(count - b > 1n ? count - b : 1n), Number(count + b)];
+    const ratios = (total: bigint) => counts.map((n) => Number(total) / units / n);
+    const low = Math.max(lo, Math.min(...ratios(sum - a)));
+    const high = Math.min(hi, Math.max(...ratios(sum + a)));
+    // An empty intersection means the noise fell outside the box (the other 5%): the bounds still hold.
+    return low <= high ? [low, high] : [lo, hi];
+  };
 }
 
 /**
@@ -106,19 +109,21 @@ export function privateRelease(plan: DpPlan, bytes: RandomBytes = cryptoBytes) {
   };
 
   const ratioIntervals = new Map<number, AvgInterval[]>();
+  const intervalOf = new Map<number, (sum: bigint, count: bigint) => AvgInterval>();
   plan.columns.forEach((c, at) => {
-    if (c.source === 'ratio') ratioIntervals.set(at, []);
+    if (c.source !== 'ratio') return;
+    ratioIntervals.set(at, []);
+    intervalOf.set(at, avgIntervalOf(plan.measurements[c.numerator] as DpMeasurement, plan.measurements[c.denominator] as DpMeasurement));
   });
 
   const noisyRow = (keys: readonly DuckDBValue[], exact: readonly bigint[]): DuckDBValue[] | undefined => {
     const noisy = exact.map((value, i) => value + sample(plan.measurements[i] as DpMeasurement, bytes));
     for (const { measurement, minimum } of plan.release) if ((noisy[measurement] as bigint) < BigInt(minimum)) return undefined;
     // Every row that gets this far is released, in this order: its intervals line up with the rows.
-    plan.columns.forEach((c, at) => {
-      if (c.source !== 'ratio') return;
-      const measurement = (i: number) => plan.measurements[i] as DpMeasurement;
-      ratioIntervals.get(at)?.push(avgInterval(noisy[c.numerator] as bigint, noisy[c.denominator] as bigint, measurement(c.numerator), measurement(c.denominator)));
-    });
+    for (const [at, interval] of intervalOf) {
+      const c = plan.columns[at];
+      if (c?.source === 'ratio') ratioIntervals.get(at)?.push(interval(noisy[c.numerator] as bigint, noisy[c.denominator] as bigint));
+    }
     return plan.columns.map((c): DuckDBValue => {
       if (c.source === 'group') return keys[c.index] ?? null;
       if (c.source === 'measurement') return unitsAsDecimal(noisy[c.index] as bigint, plan.measurements[c.index]?.decimals ?? 0);

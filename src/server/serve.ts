@@ -49,15 +49,12 @@ export interface RunningServer {
 export async function startServer(options: StartServerOptions): Promise<RunningServer> {
   const databasePath = prepareDatabaseFile(options.dataDir, 'malus.db');
   const now = options.now ?? (() => new Date());
+  // Before the store opens, so that a failure here leaves nothing open.
+  const { ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement);
   // Held until close: a second server on this directory would fork the transparency log.
   const lock = lockDatabaseFile(databasePath, 'malus serve');
   let store: Store;
-  let simCa: Awaited<ReturnType<typeof simPlatformOf>>['ca'];
-  let simMeasurement: string;
-  let measurementBytes: Uint8Array;
   try {
-    // Before the store opens, so that a failure here leaves nothing open.
-    ({ ca: simCa, measurement: simMeasurement, measurementBytes } = await simPlatformOf(options.dataDir, now(), options.simMeasurement));
     store = openSqliteStore({ path: databasePath });
   } catch (error) {
     lock.release();

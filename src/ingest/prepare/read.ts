@@ -212,11 +212,11 @@ async function csvRejects(db: IngestDb, expected: number, encoding: string, prob
 async function refuseOtherKeys(db: IngestDb, path: string, keys: readonly string[], ignoreExtra: boolean): Promise<void> {
   const scratch = 'malus_json_keys';
   const wanted = `[${keys.map(literal).join(', ')}]::VARCHAR[]`;
-  const extra = ignoreExtra ? '[]::VARCHAR[]' : `list_filter(json_keys(json), k -> NOT list_contains(${wanted}, k))`;
+  const extra = ignoreExtra ? '[]::VARCHAR[]' : `list_filter(found, k -> NOT list_contains(${wanted}, k))`;
   try {
     await db.connection.run(
-      `CREATE OR REPLACE TEMP TABLE ${scratch} AS SELECT list_filter(${wanted}, k -> NOT list_contains(json_keys(json), k)) AS missing, ${extra} AS extra ` +
-        `FROM read_json_objects(${literal(path)}, format = 'newline_delimited')`,
+      `CREATE OR REPLACE TEMP TABLE ${scratch} AS SELECT list_filter(${wanted}, k -> NOT list_contains(found, k)) AS missing, ${extra} AS extra ` +
+        `FROM (SELECT json_keys(json) AS found FROM read_json_objects(${literal(path)}, format = 'newline_delimited'))`,
     );
     const reader = await db.connection.runAndReadAll(
       `SELECT rowid + 1 AS r, missing, extra, sum(len(missing) + len(extra)) OVER () AS total FROM ${scratch} ` +
@@ -300,10 +300,11 @@ export async function stageInput(
     const byName = matchColumns(names, columns, input.ignoreExtraColumns);
     select = columns.map((c) => `${ident(byName.get(c.name) ?? c.name)} AS ${ident(c.name)}`).join(', ');
     if (format === 'jsonl') {
-      await refuseOtherKeys(db, path, [...byName.values()], input.ignoreExtraColumns === true);
+      const keys = [...byName.values()];
+      await refuseOtherKeys(db, path, keys, input.ignoreExtraColumns === true);
       // Read as text, like CSV, so that a value of another type than the sample's is reported by
       // row and column with the other type problems, instead of failing the whole read.
-      const text = [...byName.values()].map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
+      const text = keys.map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
       source = `read_json(${literal(path)}, format = 'newline_delimited', columns = {${text}})`;
     }
   }
