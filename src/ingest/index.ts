@@ -34,7 +34,7 @@ export {
   type SealedDataKey,
 } from './format/key-at-rest.js';
 export { DATASET_FILES } from './format/files.js';
-export { prepareDataset, type PrepareParameters, type PreparedDataset } from './prepare/prepare.js';
+export { PAYLOAD_COMPRESSIONS, prepareDataset, type PayloadCompression, type PrepareParameters, type PreparedDataset } from './prepare/prepare.js';
 export { syncPath } from './sync.js';
 export { CSV_ENCODINGS, INPUT_FORMATS, MAX_LINE_BYTES, inferFormat, type CsvDialect, type CsvEncoding, type InputFormat } from './prepare/read.js';
 export { JOIN_SECRET_BYTES, deriveJoinKey, joinKeyCommitment, parseJoinSecret, pseudonym } from './prepare/join-key.js';

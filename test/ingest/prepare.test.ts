@@ -9,6 +9,7 @@ import {
   deriveJoinKey,
   joinKeyCommitment,
   loadDataset,
+  openDataset,
   openIngestDb,
   openOwnerDataKey,
   prepareDataset,
@@ -18,6 +19,7 @@ import {
   verifyManifest,
   type CsvDialect,
   type DatasetManifest,
+  type PayloadCompression,
   type PrepareParameters,
 } from '../../src/ingest/index.js';
 import { parquetOf } from '../engine/query-fixtures.js';
@@ -146,6 +148,37 @@ describe('dataset prepare and load', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('writes the Parquet payload with the codec asked for, uncompressed unless told, through tmpfs and through a pipe', async () => {
+    const input = write('codecs.csv', CONVERSIONS);
+    const cases: { compression?: PayloadCompression; memoryDir?: string; expected: string }[] = [
+      { expected: 'UNCOMPRESSED' },
+      { compression: 'snappy', expected: 'SNAPPY' },
+      { compression: 'zstd', expected: 'ZSTD' },
+      { compression: 'zstd', memoryDir: join(dir, 'not-a-tmpfs'), expected: 'ZSTD' },
+    ];
+    for (const { compression, memoryDir, expected } of cases) {
+      const prepared = await prepareDataset(params(input, { ...(compression === undefined ? {} : { compression }), ...(memoryDir === undefined ? {} : { memoryDir }) }));
+      const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8'))), keys.advertiser);
+      const pieces: Buffer[] = [];
+      for await (const piece of openDataset(createReadStream(join(prepared.dir, DATASET_FILES.ciphertext)), key)) pieces.push(piece);
+      const plain = join('/dev/shm', `malus-test-${randomBytes(4).toString('hex')}.parquet`);
+      writeFileSync(plain, Buffer.concat(pieces), { mode: 0o600 });
+      const db = await openIngestDb();
+      try {
+        const codecs = (await db.connection.runAndReadAll(`SELECT DISTINCT compression FROM parquet_metadata('${plain}')`)).getRows().map((row) => String(row[0]));
+        expect(codecs).toEqual([expected]);
+        const loaded = await loadDataset({ connection: db.connection, source: createReadStream(join(prepared.dir, DATASET_FILES.ciphertext)), key, manifest: prepared.signed.manifest, table: agreement.tables[0]! });
+        expect(loaded.rows).toBe(3);
+      } finally {
+        db.close();
+        rmSync(plain, { force: true });
+      }
+    }
+    const refused = await prepareError(params(input, { compression: 'gzip); DROP TABLE x; --' as PayloadCompression }));
+    expect(refused.code).toBe('usage');
+    expect(refused.message).toBe('compression gzip); DROP TABLE x; --: expected one of uncompressed, snappy, zstd');
   });
 
   it('prepares a table whose columns are named like the internal ones (v, p)', async () => {

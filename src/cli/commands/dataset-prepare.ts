@@ -6,6 +6,7 @@ import { MalusError } from '../../errors/index.js';
 import {
   CSV_ENCODINGS,
   INPUT_FORMATS,
+  PAYLOAD_COMPRESSIONS,
   JOIN_SECRET_BYTES,
   deriveJoinKey,
   joinKeyCommitment,
@@ -14,6 +15,7 @@ import {
   prepareDataset,
   type CsvEncoding,
   type InputFormat,
+  type PayloadCompression,
 } from '../../ingest/index.js';
 import { loadKeys, printJson, type CliIo } from '../io.js';
 import { readAgreementFile } from './agreement.js';
@@ -32,6 +34,7 @@ interface PrepareOptions {
   header: boolean;
   nullString?: string;
   encoding?: CsvEncoding;
+  compression?: PayloadCompression;
   joinSecretEnv: string;
   passphraseEnv?: string;
   json?: boolean;
@@ -65,6 +68,7 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
     .option('--no-header', 'the CSV has no header row: columns are in the agreement order')
     .option('--null-string <text>', 'the CSV text that means NULL (default: an empty unquoted field)')
     .addOption(new Option('--encoding <name>', 'CSV text encoding (default utf-8)').choices(CSV_ENCODINGS))
+    .addOption(new Option('--compression <codec>', 'the Parquet codec inside the ciphertext (default uncompressed: pseudonyms do not compress; zstd for wide text over slow links)').choices(PAYLOAD_COMPRESSIONS))
     .option('--join-secret-env <var>', "the environment variable holding the providers' shared join secret (base64 of 32 bytes)", JOIN_SECRET_ENV)
     .option('--passphrase-env <var>', 'the environment variable holding the key file passphrase')
     .option('--json', 'print the signed manifest as JSON')
@@ -93,6 +97,7 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
         keys,
         out: options.out,
         ...(options.dataset === undefined ? {} : { dataset: options.dataset }),
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
         ...(joinSecret === undefined ? {} : { joinSecret }),
         ...(c3rSecret === undefined ? {} : { c3rSecret }),
       }).finally(() => {
