@@ -84,7 +84,7 @@ export const providersUploadDatasets: Step<DemoContext> = {
       const dir = need(prepared[dataset], dataset);
       let pieces = 0;
       const view = await uploadDataset(client, { dir, agreement, onProgress: () => (pieces += 1) });
-      n.say(`${keys.identity.name}: ${dataset} uploaded (${mb(view.bytes)} in ${Math.max(pieces - 1, 1)} pieces), key registered: ${view.keyRegistered ? 'yes' : 'no'}`);
+      n.say(`${keys.identity.name}: ${dataset} uploaded (${mb(view.bytes)} in ${Math.max(pieces - 1, 1)} ${pieces - 1 > 1 ? 'pieces' : 'piece'}), key registered: ${view.keyRegistered ? 'yes' : 'no'}`);
       // The owner keeps its key sealed to itself; the demo opens it to compare with the enclave's commitment later.
       const sealed = sealedDataKeySchema.parse(JSON.parse(readFileSync(join(dir, DATASET_FILES.dataKey), 'utf8')));
       dataKeys[dataset] = await openOwnerDataKey(sealed, keys);

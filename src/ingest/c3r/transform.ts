@@ -82,6 +82,9 @@ function prepare(options: CommonOptions): { format: C3rFileFormat; output: strin
   return { format, output };
 }
 
+/** Fingerprints remembered per column; a join column repeats its values, and the memo is bounded. */
+const FINGERPRINT_MEMO_ENTRIES = 1 << 17;
+
 /** What one output column is made of. */
 interface Plan {
   readonly column: C3rColumnSchema;
@@ -264,6 +267,7 @@ export async function c3rEncryptFile(options: C3rEncryptOptions): Promise<C3rEnc
   const anySealed = plans.some((p) => p.column.type === 'sealed');
   const order = shuffledOrder(table.rows.length);
   const nextNonce = nonceSource();
+  const fingerprintMemos = plans.map((plan) => (plan.column.type === 'fingerprint' ? new Map<string, string>() : undefined));
   const encryptRow = (r: number): DuckDBValue[] => {
     const row = table.rows[r] ?? [];
     const nonce = nextNonce();
@@ -276,9 +280,18 @@ export async function c3rEncryptFile(options: C3rEncryptOptions): Promise<C3rEnc
         if (plan.column.type === 'sealed') {
           return sealWithCellKey(cellBytes(table, value, plan.dataType), plan.dataType, cellKey as Buffer, nonce, plan.column.targetHeader, plan.padTarget);
         }
+        // A CSV cell is text, and equal text fingerprints alike: each distinct value is HMACed once.
+        const memo = table.format === 'csv' && value !== null ? fingerprintMemos[plans.indexOf(plan)] : undefined;
+        const known = memo?.get(value as string);
+        if (known !== undefined) return known;
         const typed = typedValue(table, value, plan.dataType);
         const form = typed === null ? null : toFingerprintForm(typed);
-        return fingerprintWithKey(plan.hmacKey as Buffer, form === null ? null : valueBytes(form), plan.fingerprintType ?? 'string');
+        const fingerprint = fingerprintWithKey(plan.hmacKey as Buffer, form === null ? null : valueBytes(form), plan.fingerprintType ?? 'string');
+        if (memo !== undefined) {
+          if (memo.size >= FINGERPRINT_MEMO_ENTRIES) memo.clear();
+          memo.set(value as string, fingerprint);
+        }
+        return fingerprint;
       } catch (error) {
         if (!(error instanceof MalusError)) throw error;
         throw new MalusError('invalid-input', `${options.input} ${table.where(r)}, column \`${plan.column.targetHeader}\`: ${error.message}`);
