@@ -35,6 +35,17 @@ describe.concurrent('malus dataset prepare', () => {
     expect(readdirSync(join(dir, 'out-good')).sort()).toEqual(['data-key.json', 'dataset.mds', 'manifest.json']);
   });
 
+  it('takes the Parquet codec from --compression, and refuses one it does not know with exit 2', async () => {
+    const zstd = await prepare('good.csv', 'out-zstd', { MALUS_JOIN_SECRET: secret }, ['--compression', 'zstd']);
+    expect(zstd.stderr).toBe('');
+    expect(zstd.code).toBe(0);
+    expect(readdirSync(join(dir, 'out-zstd')).sort()).toEqual(['data-key.json', 'dataset.mds', 'manifest.json']);
+    const gzip = await prepare('good.csv', 'out-gzip', { MALUS_JOIN_SECRET: secret }, ['--compression', 'gzip']);
+    expect(gzip.code).toBe(2);
+    expect(gzip.stderr).toContain("'gzip' is invalid. Allowed choices are uncompressed, snappy, zstd.");
+    expect(existsSync(join(dir, 'out-gzip'))).toBe(false);
+  });
+
   it('checks the join secret against its commitment', async () => {
     const checked = await run(['dataset', 'join-secret', '--collab', 'campaign-measurement', '--check-env', 'S'], { S: secret });
     expect(checked.code).toBe(0);
