@@ -272,7 +272,7 @@ export async function c3rEncryptFile(options: C3rEncryptOptions): Promise<C3rEnc
     const row = table.rows[r] ?? [];
     const nonce = nextNonce();
     const cellKey = anySealed ? deriveCellKey(keys.rootKey, nonce) : undefined;
-    return plans.map((plan) => {
+    return plans.map((plan, c) => {
       const value = row[plan.source] ?? null;
       if (plan.column.type === 'cleartext') return value;
       if (value === null && settings.preserveNulls) return null;
@@ -281,7 +281,7 @@ export async function c3rEncryptFile(options: C3rEncryptOptions): Promise<C3rEnc
           return sealWithCellKey(cellBytes(table, value, plan.dataType), plan.dataType, cellKey as Buffer, nonce, plan.column.targetHeader, plan.padTarget);
         }
         // A CSV cell is text, and equal text fingerprints alike: each distinct value is HMACed once.
-        const memo = table.format === 'csv' && value !== null ? fingerprintMemos[plans.indexOf(plan)] : undefined;
+        const memo = table.format === 'csv' && value !== null ? fingerprintMemos[c] : undefined;
         const known = memo?.get(value as string);
         if (known !== undefined) return known;
         const typed = typedValue(table, value, plan.dataType);

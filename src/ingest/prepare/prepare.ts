@@ -70,8 +70,9 @@ export interface PrepareParameters {
 /**
  * Codecs for the Parquet payload. Pseudonyms are random hex, which no codec shrinks, and DuckDB
  * already dictionary-encodes repetitive columns, so a typical clean-room table gains about 4% from
- * snappy while it costs a fifth of the write and of the enclave's read: uncompressed is the
- * default, and zstd is there for wide text tables sent over slow links.
+ * snappy while it costs about a tenth of the prepare (the enclave's load takes the same time
+ * either way): uncompressed is the default, and zstd is there for wide text tables sent over slow
+ * links.
  */
 export const PAYLOAD_COMPRESSIONS = ['uncompressed', 'snappy', 'zstd'] as const;
 export type PayloadCompression = (typeof PAYLOAD_COMPRESSIONS)[number];
