@@ -98,6 +98,9 @@ export async function openTransparencyLog(options: OpenTransparencyLogOptions): 
   if (latest !== undefined) {
     const opened = openCheckpoint(latest.note, verifier, key.origin);
     if (!opened.ok) throw new MalusError('store-failure', `the log's latest checkpoint does not verify: ${opened.reason}`);
+    // Another process may have appended and checkpointed between the read of the leaves and that
+    // of the checkpoint: the leaves are caught up once more before a short log counts as truncated.
+    if (tree.size < latest.size) await sync();
     if (tree.size < latest.size) {
       throw new MalusError('store-failure', `the log holds ${tree.size} entries but its checkpoint says ${latest.size}: truncated`);
     }
