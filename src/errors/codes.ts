@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   'request-timeout': { status: 408, exit: 3, title: 'Request took too long' },
   'server-unreachable': { status: 502, exit: 3, title: 'Server could not be reached' },
   'server-error': { status: 502, exit: 3, title: 'Server answered with an error' },
+  'insufficient-storage': { status: 507, exit: 3, title: 'The server has no room for the upload' },
   'store-failure': { status: 500, exit: 3, title: 'The store failed' },
   'internal': { status: 500, exit: 3, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; exit: 1 | 2 | 3; title: string }>;

@@ -19,6 +19,8 @@ export interface ServerContext {
    * dataset routes are absent.
    */
   readonly dataDir?: string;
+  /** How much disk uploads may claim (default DEFAULT_UPLOAD_LIMITS). */
+  readonly uploadLimits?: UploadLimits;
   /** The embedded key-release service, worker registry and job queue; absent, their routes are too. */
   readonly confidential?: ConfidentialServices;
 }
@@ -32,3 +34,17 @@ export interface ConfidentialServices {
   /** What worker evidence is verified against (the pinned vendor roots and the development CA). */
   readonly trust: EvidenceTrust;
 }
+
+/**
+ * What an upload may claim of the server's disk. A manifest states its ciphertext's size and the
+ * upload is started for it, so without a limit one provider could claim the whole disk and fill
+ * it piece by piece (docs/datasets.md, "Limits").
+ */
+export interface UploadLimits {
+  /** The largest ciphertext one dataset may have, in bytes. */
+  readonly maxDatasetBytes: number;
+  /** Uploads in progress one party may have in one collaboration. */
+  readonly maxPendingPerParty: number;
+}
+
+export const DEFAULT_UPLOAD_LIMITS: UploadLimits = { maxDatasetBytes: 2 ** 40, maxPendingPerParty: 8 };

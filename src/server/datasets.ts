@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import canonicalize from 'canonicalize';
 import type { DatasetView, UploadProgressView, UploadStateView } from '../api/index.js';
@@ -11,7 +11,7 @@ import type { DatasetRecord, DatasetUploadRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
 import { activeAgreementOf } from './collaborations.js';
 import { requireWorker } from './confidential.js';
-import type { ServerContext } from './context.js';
+import { DEFAULT_UPLOAD_LIMITS, type ServerContext } from './context.js';
 import { toLogAppend } from './transparency.js';
 
 // Dataset upload (docs/datasets.md): the owner sends its signed manifest, then the encrypted file in
@@ -192,6 +192,37 @@ async function reconcile(ctx: ServerContext, files: DatasetFiles, pending: Datas
   return held;
 }
 
+/**
+ * Refuses an upload the server will not hold: a ciphertext over the size limit, a party with too
+ * many uploads in progress, or more bytes than the disk has free once every upload in progress
+ * has claimed what it still needs. Checked when an upload starts, so a manifest cannot claim the disk.
+ */
+async function checkRoomFor(ctx: ServerContext, caller: AuthenticatedParty, id: string, datasetId: string, bytes: number): Promise<void> {
+  const limits = ctx.uploadLimits ?? DEFAULT_UPLOAD_LIMITS;
+  if (bytes > limits.maxDatasetBytes) {
+    throw new MalusError('payload-too-large', `the ciphertext is ${bytes} bytes; this server takes at most ${limits.maxDatasetBytes} per dataset`, {
+      issues: [{ path: 'body.manifest.manifest.ciphertext.bytes', message: `at most ${limits.maxDatasetBytes}` }],
+    });
+  }
+  // The pending upload this one replaces (same dataset) no longer counts.
+  const others = (await ctx.store.datasets.pendingUploads()).filter((u) => !(u.collaborationId === id && u.datasetId === datasetId));
+  const mine = others.filter((u) => u.collaborationId === id && u.owner === caller.id);
+  if (mine.length >= limits.maxPendingPerParty) {
+    throw new MalusError('conflict', `party ${caller.id} already has ${mine.length} uploads in progress in collaboration ${id} (at most ${limits.maxPendingPerParty}): finish one first (${mine.map((u) => u.datasetId).join(', ')})`);
+  }
+  const claimed = others.reduce((sum, u) => sum + (u.bytesExpected - u.bytesReceived), 0);
+  let free: number;
+  try {
+    const disk = await statfs(ctx.dataDir as string);
+    free = disk.bavail * disk.bsize;
+  } catch (error) {
+    throw diskFailure('measure the free disk space', error);
+  }
+  if (claimed + bytes > free) {
+    throw new MalusError('insufficient-storage', `the server cannot hold ${bytes} more bytes: ${free} are free and uploads in progress still need ${claimed}`);
+  }
+}
+
 function progress(offset: number, bytes: number): UploadProgressView & { status: 'uploading' } {
   return { status: 'uploading', offset, bytes };
 }
@@ -240,6 +271,7 @@ export async function startUpload(
       if (pending.owner !== caller.id) throw new MalusError('conflict', `dataset ${datasetId} is being uploaded by another party`);
     }
     // A new upload, or the owner's newer manifest replacing its own pending one: start from nothing.
+    await checkRoomFor(ctx, caller, id, datasetId, manifest.ciphertext.bytes);
     await removeFile(files.part);
     await ctx.store.datasets.putUpload({
       collaborationId: id,

@@ -7,6 +7,7 @@ import { aesKeyWrapper, loadOrCreateMasterKey } from '../keyrelease/index.js';
 import { lockDatabaseFile, openSqliteStore, type Store } from '../store/index.js';
 import { createConfidentialServices } from './confidential.js';
 import { buildApp } from './app.js';
+import type { UploadLimits } from './context.js';
 import { loadOrCreateLogKey } from './log-key.js';
 import { listenError, listeningUrl, prepareDatabaseFile, simPlatformOf } from './startup.js';
 import { openTransparencyLog, type TransparencyLog } from './transparency.js';
@@ -29,6 +30,8 @@ export interface StartServerOptions {
   /** The measurement the in-process sim worker and key-release service report (default: the build's). */
   readonly simMeasurement?: string;
   readonly workerPollIntervalMs?: number;
+  /** What uploads may claim of the disk (default DEFAULT_UPLOAD_LIMITS). */
+  readonly uploadLimits?: UploadLimits;
 }
 
 export interface RunningServer {
@@ -93,6 +96,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         log,
         dataDir: options.dataDir,
         confidential,
+        ...(options.uploadLimits === undefined ? {} : { uploadLimits: options.uploadLimits }),
         ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
       },
       logger: options.logger ?? false,

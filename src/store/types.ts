@@ -216,6 +216,8 @@ export interface DatasetRepository {
   /** Every dataset of a collaboration, sorted by dataset id. */
   list(collaborationId: string): Promise<DatasetRecord[]>;
   getUpload(collaborationId: string, datasetId: string): Promise<DatasetUploadRecord | undefined>;
+  /** Every upload in progress, of every collaboration, without its manifest: what the server has promised disk for. */
+  pendingUploads(): Promise<Omit<DatasetUploadRecord, 'manifest'>[]>;
   /**
    * Starts an upload, or replaces the pending one under the same dataset id (its bytes received are
    * the record's). Throws MalusError('conflict') when a complete dataset has this id.

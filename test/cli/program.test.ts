@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
 
@@ -55,6 +55,16 @@ describe('malus', () => {
     const unknown = await run(['keygen', '--bogus']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^error: unknown option '--bogus'\n/);
+  });
+
+  it('serve refuses an upload limit that is not a whole number of at least 1, before anything is made', async () => {
+    for (const [flag, value] of [['--max-dataset-bytes', '0'], ['--max-pending-uploads', '2.5'], ['--max-dataset-bytes', '1e12']] as const) {
+      const refused = await run(['serve', '--data-dir', join(dir, 'never'), flag, value]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`${flag} takes a whole number of at least 1 (not "${value}")`);
+      expect(hasStackTrace(refused.stderr)).toBe(false);
+    }
+    expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
   it('no command at all prints help on standard error and exits 2', async () => {

@@ -317,6 +317,33 @@ describe('refusals leave nothing behind', () => {
     expect((await listDataKeys(clientOf(parties.advertiser), collab.id)).keys).toEqual([]);
   });
 
+  it('refuses a manifest that claims more than the server takes: over the size limit (413), more than the disk has free (507)', async () => {
+    const collab = await establish();
+    const folder = await prepared(collab);
+    const claiming = async (bytes: number) => (await prepared(collab, { manifest: { ciphertext: { sha256: folder.manifest.manifest.ciphertext.sha256, bytes } } })).manifest;
+    const huge = await claiming(Number.MAX_SAFE_INTEGER);
+    const tooLarge = expectProblem(await put(collab, huge), 413, 'payload-too-large', `this server takes at most ${2 ** 40} per dataset`);
+    expect(tooLarge.issues?.[0]?.path).toBe('body.manifest.manifest.ciphertext.bytes');
+    // Just under the limit, but far more than this machine's disk holds.
+    // A 5xx answer carries its title only: members learn nothing of the server's disk.
+    expectProblem(await put(collab, await claiming(2 ** 40)), 507, 'insufficient-storage', 'the server has no room for the upload');
+    await expectNothingStored(collab, folder.dataset);
+  });
+
+  it('refuses a ninth upload in progress of one party in one collaboration (409 naming them), and takes it once one is done', async () => {
+    const collab = await establish();
+    const folders = await Promise.all(Array.from({ length: 9 }, (_, i) => prepared(collab, { dataset: `pending-${i}` })));
+    for (const folder of folders.slice(0, 8)) expect((await put(collab, folder.manifest)).statusCode).toBe(201);
+    const ninth = folders[8] as PreparedDataset;
+    expectProblem(await put(collab, ninth.manifest), 409, 'conflict', 'already has 8 uploads in progress in collaboration');
+    await expectNothingStored(collab, ninth.dataset);
+    // The same manifest again, or the owner's newer one for a pending dataset, is not a new upload.
+    expect((await put(collab, (folders[0] as PreparedDataset).manifest)).statusCode).toBe(200);
+    const first = folders[0] as PreparedDataset;
+    expect((await patch(collab, first.dataset, 0, first.ciphertext)).json()).toMatchObject({ status: 'complete', dataset: first.dataset });
+    expect((await put(collab, ninth.manifest)).statusCode).toBe(201);
+  });
+
   it('refuses a file whose bytes were flipped at completion, deletes it and starts the upload again at 0', async () => {
     const collab = await establish();
     const folder = await prepared(collab);

@@ -11,6 +11,12 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
 }
 
+function positiveInteger(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^[1-9]\d*$/.test(text) || !Number.isSafeInteger(n)) throw new MalusError('usage', `${flag} takes a whole number of at least 1 (not ${JSON.stringify(text)})`);
+  return n;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function registerServe(program: Command, io: CliIo): void {
@@ -24,13 +30,19 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--public-entries', 'serve the log entry bundles (tile/entries) to anyone, not only hash tiles')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--no-worker', 'do not run the sim enclave worker in this process (run `malus enclave` instead)')
-    .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logOrigin?: string; publicEntries?: boolean; logLevel: string; worker: boolean }) => {
+    .option('--max-dataset-bytes <n>', 'the largest dataset ciphertext an upload may declare, in bytes (default 2^40, 1 TiB)')
+    .option('--max-pending-uploads <n>', 'uploads in progress one party may have in one collaboration (default 8)')
+    .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logOrigin?: string; publicEntries?: boolean; logLevel: string; worker: boolean; maxDatasetBytes?: string; maxPendingUploads?: string }) => {
       const { host, port } = parseListen(options.listen);
       if (!LOG_LEVELS.includes(options.logLevel)) {
         throw new MalusError('usage', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       }
       // Loaded only here: the server and its dependencies are not needed by offline commands.
-      const { startServer } = await import('../../server/index.js');
+      const { DEFAULT_UPLOAD_LIMITS, startServer } = await import('../../server/index.js');
+      const uploadLimits = {
+        maxDatasetBytes: options.maxDatasetBytes === undefined ? DEFAULT_UPLOAD_LIMITS.maxDatasetBytes : positiveInteger(options.maxDatasetBytes, '--max-dataset-bytes'),
+        maxPendingPerParty: options.maxPendingUploads === undefined ? DEFAULT_UPLOAD_LIMITS.maxPendingPerParty : positiveInteger(options.maxPendingUploads, '--max-pending-uploads'),
+      };
       const server = await startServer({
         dataDir: options.dataDir,
         host,
@@ -44,6 +56,7 @@ export function registerServe(program: Command, io: CliIo): void {
         ...(options.logOrigin === undefined ? {} : { logOrigin: options.logOrigin }),
         publicEntries: options.publicEntries === true,
         worker: options.worker,
+        uploadLimits,
       });
       io.err(`malus serving on ${server.url} (data in ${options.dataDir})\n`);
       io.err(`transparency log ${server.log.origin}, ${server.log.tree.size} entries, key ${server.log.verifierKey}\n`);

@@ -84,6 +84,9 @@ export function sqliteDatasets(db: Database.Database): DatasetRepository {
     `UPDATE dataset_uploads SET bytes_received = ?
      WHERE collaboration_id = ? AND dataset_id = ? AND bytes_received = ? AND ? <= bytes_expected`,
   );
+  const selectPending = db.prepare<[], Omit<UploadRow, 'manifest_json'>>(
+    'SELECT collaboration_id, dataset_id, owner, bytes_expected, bytes_received, started_at FROM dataset_uploads ORDER BY collaboration_id, dataset_id',
+  );
   const deleteUpload = db.prepare<[string, string]>('DELETE FROM dataset_uploads WHERE collaboration_id = ? AND dataset_id = ?');
   const appendEvents = logAppender(db);
 
@@ -121,6 +124,18 @@ export function sqliteDatasets(db: Database.Database): DatasetRepository {
         const row = selectUpload.get(collaborationId, datasetId);
         return row === undefined ? undefined : toUpload(row);
       });
+    },
+    pendingUploads() {
+      return attempt(db, 'list the uploads in progress', () =>
+        selectPending.all().map((row) => ({
+          collaborationId: row.collaboration_id,
+          datasetId: row.dataset_id,
+          owner: row.owner,
+          bytesExpected: row.bytes_expected,
+          bytesReceived: row.bytes_received,
+          startedAt: row.started_at,
+        })),
+      );
     },
     putUpload(upload) {
       return attempt(db, 'start an upload', () => {
