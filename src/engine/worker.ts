@@ -2,7 +2,7 @@ import { activeAgreement, type Agreement, type AgreementSignature } from '../agr
 import { evidenceBinding, type Attester } from '../attestation/index.js';
 import { fromBase64Url, hpkeOpen, type HpkeSealed, type KeyPair } from '../crypto/index.js';
 import { generatePartyKeys, type PartyKeys } from '../identity/index.js';
-import { MalusError, isMalusError } from '../errors/index.js';
+import { ERROR_CODES, MalusError, isMalusError } from '../errors/index.js';
 import { loadDataset, openIngestDb, verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { RELEASE_INFO, keyCommitment, releaseAad, sha256Ref } from '../keyrelease/index.js';
 import type { QueryRequest } from '../rules/index.js';
@@ -96,7 +96,14 @@ export interface WorkerContext {
   readonly log?: (level: 'info' | 'warn', message: string, details?: Record<string, unknown>) => void;
   /** The sandbox's and the queries' limits (docs/enclave.md gives the defaults). */
   readonly limits?: SandboxLimits & QueryLimits;
+  /**
+   * The waits between attempts to report a failed job when the server cannot be reached or fails
+   * (default FAILURE_REPORT_DELAYS_MS, about half a minute in all).
+   */
+  readonly failureReportDelaysMs?: readonly number[];
 }
+
+export const FAILURE_REPORT_DELAYS_MS: readonly number[] = [500, 1000, 2000, 4000, 8000, 16_000];
 
 /**
  * What registration evidence binds in the agreement-hash place: the worker's request- and
@@ -284,6 +291,27 @@ export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobRe
   }
 }
 
+/**
+ * Reports a failed job, trying again while the server cannot be reached or fails (an answer of
+ * exit class 3): a job left running is never refunded, so a transient failure here would cost
+ * its charge for good. A refusal (the job already ended, say) is final and is not retried.
+ */
+async function reportFailure(ctx: WorkerContext, jobId: string, message: string): Promise<void> {
+  const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await ctx.port.finish(jobId, { error: message.slice(0, 1000) });
+      return;
+    } catch (error) {
+      const transient = !(error instanceof MalusError) || ERROR_CODES[error.code].exit === 3;
+      const delay = delays[attempt];
+      if (!transient || delay === undefined) throw error;
+      ctx.log?.('warn', 'job failure not reported yet', { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
+      await new Promise((resume) => setTimeout(resume, delay));
+    }
+  }
+}
+
 /** Claims and runs at most one job; true when there was one. */
 export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
   const job = await ctx.port.claim();
@@ -295,7 +323,7 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     // Only the code and the safe message leave the enclave: never key bytes.
     const message = error instanceof MalusError ? `${error.code}: ${error.message}` : 'internal error in the enclave';
     ctx.log?.('warn', 'job failed', { job: job.id, reason: message });
-    await ctx.port.finish(job.id, { error: message.slice(0, 1000) });
+    await reportFailure(ctx, job.id, message);
     return true;
   }
   try {
@@ -307,7 +335,7 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     const reason = error instanceof MalusError ? `${error.code}: ${error.message}` : 'the connection failed';
     const message = `result-undelivered: the server did not accept the result (${reason})`;
     ctx.log?.('warn', 'job result refused', { job: job.id, reason: message });
-    await ctx.port.finish(job.id, { error: message.slice(0, 1000) });
+    await reportFailure(ctx, job.id, message);
   }
   return true;
 }

@@ -356,6 +356,48 @@ describe('query jobs in the enclave', () => {
     });
   });
 
+  describe('reporting a failed job', () => {
+    // The server's failures cannot be produced on demand here: the port fails as a dropped
+    // connection and a failing server would, a given number of times, then reports as usual.
+    const flaky = (failures: MalusError[]): WorkerContext => {
+      const left = [...failures];
+      return {
+        ...ctx,
+        failureReportDelaysMs: [1, 1, 1],
+        port: {
+          ...ctx.port,
+          finish: async (jobId, outcome) => {
+            const next = left.shift();
+            if (next !== undefined) throw next;
+            await ctx.port.finish(jobId, outcome);
+          },
+        },
+      };
+    };
+    const denied = () => queryJob({ sql: 'SELECT 1' }, { impressions: 'impressions-1' }, { submittedBy: keys.publisher.identity.id });
+
+    it('tries again while the server cannot be reached or fails, so that the job ends (and its charge can be refunded)', async () => {
+      const job = denied();
+      queue.push(job);
+      const transient = [new MalusError('server-unreachable', 'connection reset'), new MalusError('store-failure', 'the store failed')];
+      expect(await pollOnce(flaky(transient))).toBe(true);
+      expect(finished.get(job.id)).toEqual({ error: `forbidden: ${keys.publisher.identity.id} is not an analyst of the agreement` });
+    });
+
+    it('gives up after its last wait, and at once on a refusal (a job that already ended)', async () => {
+      const unreachable = denied();
+      queue.push(unreachable);
+      const down = Array.from({ length: 4 }, () => new MalusError('server-unreachable', 'connection refused'));
+      expect((await failure(pollOnce(flaky(down)))).code).toBe('server-unreachable');
+      expect(finished.has(unreachable.id)).toBe(false);
+      const ended = denied();
+      queue.push(ended);
+      const refused = [new MalusError('conflict', 'the job has ended'), new MalusError('server-unreachable', 'never reached')];
+      expect((await failure(pollOnce(flaky(refused)))).code).toBe('conflict');
+      expect(finished.has(ended.id)).toBe(false);
+    });
+  });
+
   // These run the real checkQuery of src/rules: the enclave's plan is its verdict and its rewrite.
   describe('with the real checkQuery (end to end)', () => {
     const ADHOC = 'SELECT campaign_id, COUNT(DISTINCT email_hash) AS viewers FROM impressions GROUP BY campaign_id';
