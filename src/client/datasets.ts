@@ -281,10 +281,20 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
         ...(offset + piece.length === total ? { timeoutMs: client.timeoutMs + Math.ceil(total / COMPLETION_BYTES_PER_MS) } : {}),
       });
     } catch (error) {
-      // The server is elsewhere than we thought (another run of this upload, or a lost answer): ask.
-      if (isMalusError(error, 'conflict') && error.reasons.some((r) => r.code === 'offset-mismatch') && retries < MAX_OFFSET_RETRIES) {
+      // The server is elsewhere than we thought: another run of this upload moved it on or
+      // finished it (its pending upload is then gone), or an answer was lost. The same manifest
+      // again answers where it is, or that the dataset is complete.
+      const moved = isMalusError(error, 'conflict') && error.reasons.some((r) => r.code === 'offset-mismatch');
+      if ((moved || isMalusError(error, 'not-found')) && retries < MAX_OFFSET_RETRIES) {
         retries += 1;
-        offset = await where();
+        const again = await request(client, { method: 'PUT', path, body: signed, response: uploadStateView });
+        if (again.status === 'complete') {
+          parameters.onProgress?.(total, total);
+          return viewOf(again);
+        }
+        // Others moving it on is progress: only answers that go nowhere count against the retries.
+        if (again.offset > offset) retries = 0;
+        offset = again.offset;
         parameters.onProgress?.(offset, total);
         continue;
       }

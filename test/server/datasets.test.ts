@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -197,6 +198,18 @@ describe('uploading a dataset', () => {
     const response = await put(collab, folder.manifest);
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json()).toEqual({ status: 'complete', ...first });
+    expect((await eventsOf(collab)).filter((e) => e.type === 'dataset.registered')).toHaveLength(1);
+  });
+
+  it('lets three runs of one upload race: each follows the others on, and all answer the one dataset', async () => {
+    const collab = await establish();
+    const folder = await prepared(collab, { payload: randomBytes(300_000) });
+    const run = () => uploadDataset(clientOf(parties.publisher), { dir: folder.dir, agreement: collab.agreement, chunkBytes: 65_536 });
+    const views = await Promise.all([run(), run(), run()]);
+    expect(views[1]).toEqual(views[0]);
+    expect(views[2]).toEqual(views[0]);
+    expect(views[0]).toMatchObject({ dataset: folder.dataset, bytes: folder.ciphertext.length });
+    expect(readFileSync(finalFile(collab, folder.dataset)).equals(folder.ciphertext)).toBe(true);
     expect((await eventsOf(collab)).filter((e) => e.type === 'dataset.registered')).toHaveLength(1);
   });
 
