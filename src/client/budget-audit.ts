@@ -44,7 +44,8 @@ export function auditBudget(
   view: BudgetView | undefined,
 ): { audit: BudgetAudit; problems: string[] } {
   const problems: string[] = [];
-  const submitted = new Map<string, { analyst: string; agreement: string }>();
+  const submitted = new Map<string, { index: number; analyst: string; agreement: string; kind: string; datasets: readonly string[] }>();
+  const tableOf = new Map<string, string>();
   const finished = new Map<string, { outcome: string; code: string | undefined }>();
   const charges = new Map<string, Charge>();
   const refunded = new Set<string>();
@@ -65,8 +66,10 @@ export function auditBudget(
   };
 
   for (const { index, event } of entries) {
-    if (event.type === 'job.submitted') {
-      if (event.actor.kind === 'party') submitted.set(event.job, { analyst: event.actor.id, agreement: event.agreement });
+    if (event.type === 'dataset.registered') {
+      tableOf.set(event.dataset, event.table);
+    } else if (event.type === 'job.submitted') {
+      if (event.actor.kind === 'party') submitted.set(event.job, { index, analyst: event.actor.id, agreement: event.agreement, kind: event.kind, datasets: event.datasets });
     } else if (event.type === 'job.finished') {
       finished.set(event.job, { outcome: event.outcome, code: event.code });
     } else if (event.type === 'privacy.charged') {
@@ -118,6 +121,16 @@ export function auditBudget(
       refunded.add(event.job);
       move(charge, -1);
     }
+  }
+  // A query job binds exactly the tables its query reads (the enclave refuses it otherwise), and a
+  // query reading a table whose privacy policy is required is charged when it is queued: such a
+  // job without a charge is spending the log does not show. (A template's own policy cannot be
+  // seen from the log; the enclave-signed statement of each result records its cost.)
+  for (const [job, { index, agreement, kind, datasets }] of submitted) {
+    if (kind !== 'query' || charges.has(job)) continue;
+    const required = (agreements.get(agreement)?.privacy?.policies ?? []).filter((policy) => policy.required && policy.table !== undefined).map((policy) => policy.table);
+    const read = datasets.map((dataset) => tableOf.get(dataset)).filter((table) => table !== undefined && required.includes(table));
+    if (read.length > 0) problems.push(`${collaboration}: job ${job} (entry ${index}) reads ${[...new Set(read)].join(', ')}, whose privacy policy is required, but it was never charged`);
   }
   for (const [job, charge] of charges) {
     const end = finished.get(job);

@@ -301,5 +301,32 @@ describe('malus log audit over the budget', () => {
       // The audit of another party's collaborations is not affected.
       expect((await audit(parties.advertiser)).problems).toEqual([]);
     }, 30_000);
+
+    it('fails on a query job over a table whose privacy policy is required, queued without its charge', async () => {
+      const registered = (await server.store.log.entriesOf([tampered.id]))
+        .map((e) => JSON.parse(new TextDecoder().decode(e.data)) as LogEvent)
+        .find((e) => e.type === 'dataset.registered' && e.table === 'impressions');
+      if (registered?.type !== 'dataset.registered') throw new Error('the collaboration has an impressions dataset');
+      const uncharged = `job-${'d'.repeat(32)}`;
+      const time = new Date().toISOString();
+      await server.store.log.append([
+        toLogAppend({
+          format: 'malus.event/v1',
+          collaboration: tampered.id,
+          actor: { kind: 'party', id: others.advertiser.identity.id },
+          time,
+          type: 'job.submitted',
+          job: uncharged,
+          kind: 'query',
+          agreement: agreementHash(tampered),
+          datasets: [registered.dataset],
+        }),
+      ]);
+      await server.log.sync();
+      const report = await audit(others.advertiser);
+      expect(report.problems).toEqual(expect.arrayContaining([expect.stringContaining(`job ${uncharged} (entry `), expect.stringContaining('reads impressions, whose privacy policy is required, but it was never charged')]));
+      // The charged query of the same collaboration is not reported.
+      expect(report.problems.filter((p) => p.includes(`job ${charged} (entry`))).toEqual([]);
+    }, 30_000);
   });
 });
