@@ -30,6 +30,8 @@ describe('normalizers', () => {
     expect(
       await normalize(['email'], [' Jane.Doe+news@Gmail.com ', 'j.doe@googlemail.com', 'Bob+x@Example.org', 'not-an-address', 'a@b', 'two@@example.com']),
     ).toEqual(['janedoe@gmail.com', 'jdoe@gmail.com', 'bob+x@example.org', null, null, null]);
+    // A Gmail local part that is only dots and a +tag would leave nothing: many inputs, one identifier.
+    expect(await normalize(['email'], ['+a@gmail.com', '+b@Gmail.com', '.@gmail.com', '..+x@googlemail.com', 'a+@gmail.com'])).toEqual([null, null, null, null, 'a@gmail.com']);
   });
 
   it('e164: international forms kept, national numbers take the default code, the rest fail', async () => {
@@ -41,6 +43,11 @@ describe('normalizers', () => {
   it('date: parses the stated format into ISO dates', async () => {
     expect(await normalize(['date:%d/%m/%Y'], ['02/11/2026', ' 31/12/2026', '2026-11-02', '31/02/2026'])).toEqual(['2026-11-02', '2026-12-31', null, null]);
     expect(await normalize(['date:%m-%d-%Y'], ['11-02-2026'], 'DATE')).toEqual(['2026-11-02']);
+    // A format with a time of day: midnight is a date, any other time fails rather than being dropped.
+    expect(await normalize(['date:%Y-%m-%d %H:%M'], ['2026-01-02 00:00', '2026-01-02 13:45'], 'DATE')).toEqual(['2026-01-02', null]);
+    expect(await normalize(['date:%Y-%m-%d %H:%M'], ['2026-01-02 13:45'])).toEqual([null]);
+    // A TIMESTAMP column keeps the time.
+    expect(await normalize(['date:%Y-%m-%d %H:%M'], ['2026-01-02 13:45'], 'TIMESTAMP')).toEqual(['2026-01-02 13:45:00']);
   });
 
   it('computes HMAC-SHA256 in SQL exactly as node:crypto does', async () => {

@@ -26,9 +26,11 @@ function email(x: string): string {
   const local = `split_part(${t}, '@', 1)`;
   const domain = `split_part(${t}, '@', 2)`;
   const gmailLocal = `replace(split_part(${local}, '+', 1), '.', '')`;
+  // A Gmail local part of only dots and a +tag ('.+x@gmail.com') would become '@gmail.com', one
+  // identifier for many different inputs: it fails instead.
   return (
     `CASE WHEN NOT regexp_full_match(${t}, ${literal(EMAIL)}) THEN NULL ` +
-    `WHEN ${domain} IN ('gmail.com', 'googlemail.com') THEN ${gmailLocal} || '@gmail.com' ELSE ${t} END`
+    `WHEN ${domain} IN ('gmail.com', 'googlemail.com') THEN CASE WHEN ${gmailLocal} = '' THEN NULL ELSE ${gmailLocal} || '@gmail.com' END ELSE ${t} END`
   );
 }
 
@@ -64,7 +66,10 @@ export function normalizerSql(normalizer: string, x: string, target: string): st
   if (normalizer === 'e164' || normalizer.startsWith('e164:')) return e164(x, normalizer === 'e164' ? undefined : normalizer.slice(5));
   if (normalizer.startsWith('date:')) {
     const parsed = `try_strptime(${trimSql(x)}, ${literal(normalizer.slice(5))})`;
-    return target === 'VARCHAR' || target === 'DATE' ? `strftime(${parsed}, '%Y-%m-%d')` : `CAST(${parsed} AS VARCHAR)`;
+    if (target !== 'VARCHAR' && target !== 'DATE') return `CAST(${parsed} AS VARCHAR)`;
+    // A date keeps no time of day: a value whose format gave one other than midnight fails rather
+    // than losing it (as a DATE column refuses such a value without a normalizer).
+    return `CASE WHEN CAST(${parsed} AS TIME) = TIME '00:00:00' THEN strftime(${parsed}, '%Y-%m-%d') END`;
   }
   throw new MalusError('agreement-invalid', `unknown normalizer ${normalizer}`);
 }
