@@ -61,7 +61,7 @@ describe.concurrent('malus dataset prepare', () => {
     ['a null identity', 'null.csv', 'email_hash,campaign_id,order_date,order_value\n,c,2026-11-01,1\n', 'error: the input does not satisfy table conversions: 1 problem\nrow 1, column email_hash: is empty: the identity column must hold a value on every row\n'],
     ['an empty file', 'empty.csv', '', `error: the input empty.csv is empty\n`],
     ['a 50 MB single line', 'long.csv', `email_hash,campaign_id,order_date,order_value\na,${'x'.repeat(50 * 1024 * 1024)},2026-11-01,1\n`, 'error: the input has malformed rows: 1 problem\nline 2: is longer than 8388608 bytes\n'],
-    ['a header that does not match', 'header.csv', 'mail,campaign_id,order_date,order_value\na,c,2026-11-01,1\n', 'error: the input header does not match the table: 2 problems\ncolumn email_hash: is in the agreement but not in the input\ncolumn mail: is in the input but not in the agreement: remove it (only agreed columns leave your machine)\n'],
+    ['a header that does not match', 'header.csv', 'mail,campaign_id,order_date,order_value\na,c,2026-11-01,1\n', 'error: the input header does not match the table: 2 problems\ncolumn email_hash: is in the agreement but not in the input\nheader field 1 is not a column of the agreement: remove that column (only agreed columns leave your machine)\n'],
   ];
   for (const [what, file, content, message] of bad) {
     it(`refuses ${what} with exit 2, writing nothing`, async () => {

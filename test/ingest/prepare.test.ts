@@ -248,15 +248,27 @@ describe('dataset prepare and load', () => {
       [
         'the input header does not match the table: 3 problems',
         'column email_hash: is in the agreement but not in the input',
-        'column email: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
-        'column secret: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
+        'header field 1 is not a column of the agreement: remove that column (only agreed columns leave your machine)',
+        'header field 5 is not a column of the agreement: remove that column (only agreed columns leave your machine)',
       ].join('\n'),
     );
   });
 
+  it('never prints the first line of a file without a header read as one: its fields are named by position', async () => {
+    const error = await prepareError(params(write('no-header.csv', 'alice@example.com,c-1,2026-01-02,10.50\nbob@example.com,c-2,2026-01-03,3.00\n')));
+    const described = error.describe();
+    expect(described).not.toContain('alice');
+    expect(described).not.toContain('c-1');
+    expect(described).not.toContain('10.50');
+    expect(described.split('\n')[0]).toBe('the input header does not match the table (no field of the first line names a column: if the file has no header, give --no-header): 8 problems');
+    expect(described).toContain('header field 1 is not a column of the agreement');
+    const twice = await prepareError(params(write('no-header-twice.csv', 'x,c,c,1\n')));
+    expect(twice.describe()).toBe('the input header does not match the table: 1 problem\nheader fields 2 and 3 have the same name');
+  });
+
   it('refuses a header naming a column twice, and a path DuckDB would read as a glob', async () => {
     const twice = await prepareError(params(write('twice.csv', 'email_hash,campaign_id,order_date,order_value,Campaign_ID\nx,c,2026-01-01,1,d\n')));
-    expect(twice.describe()).toBe('the input header does not match the table: 1 problem\ncolumn Campaign_ID: appears twice in the header (fields 2 and 5)');
+    expect(twice.describe()).toBe('the input header does not match the table: 1 problem\nheader fields 2 and 5 have the same name');
     const glob = await prepareError(params(write('q[12].csv', CONVERSIONS)));
     expect(glob.message).toMatch(/contains a glob character/);
   });

@@ -107,14 +107,19 @@ function headerFields(probe: Buffer, dialect: CsvDialect, wholeFile: boolean): s
 }
 
 /** Matches the file's columns to the agreement's: exactly, else ignoring case; every mismatch is reported. */
-function matchColumns(found: readonly string[], columns: readonly Column[], ignoreExtra = false): Map<string, string> {
+/**
+ * Matches the input's field names to the table's columns. A field that names no column is
+ * reported by its position, never by its text: a CSV read without its --no-header gives its
+ * first row as the header, and that row's values (identifiers among them) must not be printed.
+ */
+function matchColumns(found: readonly string[], columns: readonly Column[], ignoreExtra = false, csv = false): Map<string, string> {
   const problems = new ProblemList();
   const seen = new Map<string, number>();
   found.forEach((name, i) => {
     const key = name.trim().toLowerCase();
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
-    else problems.add({ column: name === '' ? '(unnamed)' : name, message: `appears twice in the header (fields ${first + 1} and ${i + 1})` });
+    else problems.add({ message: `header fields ${first + 1} and ${i + 1} have the same name` });
   });
   problems.throwIfAny('the input header does not match the table');
   const byName = new Map<string, string>();
@@ -129,10 +134,14 @@ function matchColumns(found: readonly string[], columns: readonly Column[], igno
     remaining.delete(loose);
     byName.set(column.name, loose);
   }
-  for (const extra of ignoreExtra ? [] : remaining) {
-    problems.add({ column: extra === '' ? '(unnamed)' : extra, message: 'is in the input but not in the agreement: remove it (only agreed columns leave your machine)' });
+  if (!ignoreExtra) {
+    found.forEach((name, i) => {
+      if (remaining.has(name)) problems.add({ message: `header field ${i + 1} is not a column of the agreement: remove that column (only agreed columns leave your machine)` });
+    });
   }
-  problems.throwIfAny('the input header does not match the table');
+  // Not one column found: most likely a file without a header read as if it had one.
+  const hint = csv && byName.size === 0 ? ' (no field of the first line names a column: if the file has no header, give --no-header)' : '';
+  problems.throwIfAny(`the input header does not match the table${hint}`);
   return byName;
 }
 
@@ -269,7 +278,7 @@ export async function stageInput(
     checkChar(dialect.escape, '--escape');
     const header = dialect.header ?? true;
     const names = header ? csvHeader(path, dialect) : columns.map((c) => c.name);
-    const byName = header ? matchColumns(names, columns, input.ignoreExtraColumns) : new Map(columns.map((c) => [c.name, c.name]));
+    const byName = header ? matchColumns(names, columns, input.ignoreExtraColumns, true) : new Map(columns.map((c) => [c.name, c.name]));
     const columnList = names.map((name) => `${literal(name)}: 'VARCHAR'`).join(', ');
     const options = [
       `header = ${header}`,
