@@ -233,6 +233,25 @@ describe('dataset prepare and load', () => {
     );
   });
 
+  it('refuses digits a wider cast would round away too, at any precision, and takes trailing zeros', async () => {
+    const cases: [string, string[], string[]][] = [
+      ['INTEGER', ['1.9999999999999999999', '7.000', ' 8 '], ['1.9999999999999999999']],
+      ['BIGINT', ['9223372036854775807.0000000000000000001', '-5.0'], ['9223372036854775807.0000000000000000001']],
+      ['DECIMAL(38,2)', ['1.999', '1.990', '12.5'], ['1.999']],
+      ['DECIMAL(36,2)', ['1.99999', '+3.10'], ['1.99999']],
+      ['DECIMAL(12,2)', ['0.99999999999999999999999999999', '.25'], ['0.99999999999999999999999999999']],
+    ];
+    for (const [type, values, refused] of cases) {
+      const typed = mutable(agreement);
+      typed.tables[0].columns[3].type = type;
+      const lines = ['email_hash,campaign_id,order_date,order_value', ...values.map((v, i) => `e${i},c,2026-01-02,${v}`)];
+      const error = await prepareError(params(write(`digits-${type.replace(/\W/g, '')}.csv`, lines.join('\n')), { agreement: typed, agreementHash: agreementHash(typed) }));
+      const rows = refused.map((v) => values.indexOf(v) + 1);
+      expect(error.issues.map((issue) => issue.path), type).toEqual(rows.map((row) => `row ${row}, column order_value`));
+      expect(error.issues[0]?.message, type).toContain(`has more digits after the point than ${type} keeps`);
+    }
+  });
+
   it('shows the first 20 problems and counts the rest', async () => {
     const lines = ['email_hash,campaign_id,order_date,order_value'];
     for (let i = 0; i < 25; i += 1) lines.push(`e${i},c,2026-01-01,bad`);

@@ -125,12 +125,17 @@ function lossyCast(type: string, text: string, typed: string): { failing: string
   const upper = type.toUpperCase().replace(/\s+/g, '');
   const decimal = /^DECIMAL\((\d+),(\d+)\)$/.exec(upper);
   const rounded = `has more digits after the point than ${type} keeps (it would be rounded)`;
-  if (INTEGER_TYPES.has(upper)) return { failing: `${typed} <> TRY_CAST(${text} AS DECIMAL(38,18))`, message: rounded };
+  // Plain decimal text is judged by its digits: more after the point (trailing zeros aside) than
+  // the type keeps is refused, however many (a wider cast would round them too). Text with an
+  // exponent is cast again to a wider type and compared.
+  const digitsAfterPoint = `length(rtrim(regexp_extract(${text}, '^\\s*[+-]?[0-9]*\\.([0-9]+)\\s*$', 1), '0'))`;
+  const tooManyDigits = (scale: number): string => `${digitsAfterPoint} > ${scale}`;
+  if (INTEGER_TYPES.has(upper)) return { failing: `${tooManyDigits(0)} OR ${typed} <> TRY_CAST(${text} AS DECIMAL(38,18))`, message: rounded };
   if (decimal !== null) {
-    const integerDigits = Number(decimal[1]) - Number(decimal[2]);
-    const wide = 38 - integerDigits;
-    if (wide <= Number(decimal[2])) return undefined;
-    return { failing: `${typed} <> TRY_CAST(${text} AS DECIMAL(38,${wide}))`, message: rounded };
+    const scale = Number(decimal[2]);
+    const wide = 38 - (Number(decimal[1]) - scale);
+    if (wide <= scale) return { failing: tooManyDigits(scale), message: rounded };
+    return { failing: `${tooManyDigits(scale)} OR ${typed} <> TRY_CAST(${text} AS DECIMAL(38,${wide}))`, message: rounded };
   }
   // Microseconds are DuckDB's finest; text as long as `YYYY-MM-DD HH:MM:SS.ffffff` or shorter has no more.
   if (upper === 'TIMESTAMP' || upper === 'TIMESTAMPTZ') {
