@@ -4,14 +4,20 @@
 //     stay apart, and as nothing otherwise;
 //   - a value is quoted when it holds a comma, a quote, or any whitespace (space, tab, CR, LF,
 //     form feed): C3R quotes on whitespace so that readers which trim unquoted values, as C3R's
-//     does, read the value back unchanged. Quotes inside are doubled.
+//     does, read the value back unchanged. Such readers trim every character at or below U+0020,
+//     so a value that starts or ends with any of them (a vertical tab, a control character) is
+//     quoted too. Quotes inside are doubled.
 //   - rows end with LF.
 import { javaTrim } from './headers.js';
 
 const NEEDS_QUOTES = /[",\t\n\r\f ]/;
 
+function trimmedByReaders(text: string): boolean {
+  return text.charCodeAt(0) <= 0x20 || text.charCodeAt(text.length - 1) <= 0x20;
+}
+
 function quote(text: string): string {
-  return NEEDS_QUOTES.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return NEEDS_QUOTES.test(text) || trimmedByReaders(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
 export interface CsvWriteOptions {

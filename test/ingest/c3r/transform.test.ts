@@ -322,6 +322,20 @@ describe('NULLs, as C3R treats them (null5by6.csv and empty5by6.csv)', () => {
     expect(await opened({})).toEqual(expected([['NA', 'NA'], ['x', ' y '], [null, null]]));
   });
 
+  it('quotes cleartext that starts or ends with a control character, so that it reads back whole', async () => {
+    const input = fresh('.csv');
+    writeFileSync(input, 'a,b\n"\u000bx","y\u0001"\n"\u0000","z"\n');
+    const schema = parseC3rSchema({
+      headerRow: true,
+      columns: [{ sourceHeader: 'a', type: 'cleartext' }, { sourceHeader: 'b', targetHeader: 'b', type: 'sealed', pad: { type: 'none' } }],
+    });
+    const output = await encrypt(input, schema, { allowCleartext: true });
+    const encrypted = lines(output).slice(1).map((l) => l.split(',')[0]).sort();
+    expect(encrypted).toEqual(['"\u0000"', '"\u000bx"']);
+    const back = lines(await decrypt(output)).slice(1).sort();
+    expect(back).toEqual(['"\u0000",z', '"\u000bx","y\u0001"']);
+  });
+
   it('--csvOutputNULLValue says how NULL is written', async () => {
     const output = await encrypt(`${V}/null5by6.csv`, NULL_SCHEMA, { allowCleartext: true, preserveNulls: true }, { csvOutputNullValue: 'NULL' });
     expect(lines(output)[1]).toBe('NULL,NULL,NULL,NULL,NULL,NULL');
