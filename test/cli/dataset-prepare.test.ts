@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
@@ -75,6 +75,21 @@ describe.concurrent('malus dataset prepare', () => {
       expect(readdirSync(dir).filter((name) => name.startsWith(`.${out}.partial`))).toEqual([]);
     });
   }
+
+  it('refuses an --out that is a file or lies under one, and removes the folders a failed run created', async () => {
+    writeFileSync(join(dir, 'taken'), 'not a folder');
+    const onFile = await prepare('good.csv', 'taken');
+    expect(onFile.stderr).toBe('error: output folder taken exists and is not a folder\n');
+    expect(onFile.code).toBe(2);
+    const underFile = await prepare('good.csv', 'taken/out');
+    expect(underFile.stderr).toBe('error: output folder taken/out: a path above it is a file, not a folder\n');
+    expect(underFile.code).toBe(2);
+    expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('not a folder');
+    writeFileSync(join(dir, 'nested-bad.csv'), 'email_hash,campaign_id,order_date,order_value\na,c,2026-11-01,ten\n');
+    const failed = await prepare('nested-bad.csv', 'new-parent/deeper/out');
+    expect(failed.code).toBe(2);
+    expect(existsSync(join(dir, 'new-parent'))).toBe(false);
+  });
 
   it('refuses a missing and a malformed join secret without echoing it', async () => {
     const missing = await prepare('good.csv', 'out-nosecret', {});

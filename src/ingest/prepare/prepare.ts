@@ -12,6 +12,7 @@ import {
   rmSync,
   readSync,
   rmdirSync,
+  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -150,12 +151,45 @@ function c3rSecretOption(c3r: { secret: Uint8Array } | undefined): string {
   return `, KV_METADATA {${ident(C3R_SECRET_METADATA_KEY)}: ${literal(Buffer.from(c3r.secret.buffer, c3r.secret.byteOffset, c3r.secret.byteLength).toString('base64'))}}`;
 }
 
-function prepareOutputDir(out: string): { final: string; staging: string } {
+interface OutputDir {
+  readonly final: string;
+  readonly staging: string;
+  /** The first of the folders above `final` that this run created, if any: removed on failure. */
+  readonly createdAbove: string | undefined;
+}
+
+function prepareOutputDir(out: string): OutputDir {
   const final = resolve(out);
-  if (existsSync(final) && readdirSync(final).length > 0) throw new MalusError('usage', `output folder ${out} exists and is not empty`);
-  const staging = join(dirname(final), `.${basename(final)}.partial-${randomBytes(4).toString('hex')}`);
-  mkdirSync(staging, { recursive: true, mode: 0o700 });
-  return { final, staging };
+  if (existsSync(final)) {
+    if (!statSync(final).isDirectory()) throw new MalusError('usage', `output folder ${out} exists and is not a folder`);
+    if (readdirSync(final).length > 0) throw new MalusError('usage', `output folder ${out} exists and is not empty`);
+  }
+  const parent = dirname(final);
+  let createdAbove: string | undefined;
+  try {
+    createdAbove = mkdirSync(parent, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') throw new MalusError('usage', `output folder ${out}: a path above it is a file, not a folder`);
+    throw error;
+  }
+  const staging = join(parent, `.${basename(final)}.partial-${randomBytes(4).toString('hex')}`);
+  mkdirSync(staging, { mode: 0o700 });
+  return { final, staging, createdAbove };
+}
+
+/** Removes what a failed run made: its staging folder and the empty folders it created above it. */
+function removeOutputDir({ final, staging, createdAbove }: OutputDir): void {
+  rmSync(staging, { recursive: true, force: true });
+  if (createdAbove === undefined) return;
+  // rmdir refuses a folder that is not empty, so nothing that arrived there meanwhile is lost.
+  for (let folder = dirname(final); folder.length >= createdAbove.length; folder = dirname(folder)) {
+    try {
+      rmdirSync(folder);
+    } catch {
+      return;
+    }
+  }
 }
 
 /** Bytes read from the Parquet file per read while it is sealed. */
@@ -284,7 +318,8 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
   const compression = parameters.compression ?? 'uncompressed';
   if (!PAYLOAD_COMPRESSIONS.includes(compression)) throw new MalusError('usage', `compression ${compression}: expected one of ${PAYLOAD_COMPRESSIONS.join(', ')}`);
   const format = parameters.format ?? inferFormat(parameters.input);
-  const { final, staging } = prepareOutputDir(parameters.out);
+  const output = prepareOutputDir(parameters.out);
+  const { final, staging } = output;
   const dataKey = randomBytes(DATA_KEY_BYTES);
   let db: IngestDb | undefined;
   let synced: Promise<void> | undefined;
@@ -353,7 +388,7 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     return { dir: final, signed };
   } catch (error) {
     await synced?.catch(() => undefined);
-    rmSync(staging, { recursive: true, force: true });
+    removeOutputDir(output);
     throw error;
   } finally {
     dataKey.fill(0);
