@@ -14,14 +14,13 @@ import { DP_SEED_PARAMETER, type DpMeasurement } from './types.js';
 //      aggregates: the bounding itself is arithmetic on these, later, over far fewer rows);
 //   3. malus_kept: for each identity, at most maxGroupsPerIdentity of its pairs, chosen at random
 //      by a hash under the run's secret seed: the G smallest hashes of each identity (a top-G per
-//      identity, joined back to the pairs, which costs less than a window sorting every pair);
+//      identity, joined back to the pairs, which costs less than a window sorting every pair;
+//      a tie at the G-th place keeps fewer than G);
 //   4. one row per group with each bounded statistic summed, as exact text: min(n, R) rows, and
 //      for a sum the mean clamped value times min(n, R) (what keeping R rows chosen at random
 //      gives in expectation, with less variance and the same bound).
 // The text around the checked query holds only names Malus makes, integers from the agreement and
 // its public-domain values as quoted literals.
-
-const MAX_UBIGINT = (2n ** 64n - 1n).toString();
 
 /** A VARCHAR literal of a public-domain value from the agreement: quotes doubled, nothing else to escape in SQL. */
 const sqlString = (value: string): string => `'${value.replaceAll("'", "''")}'`;
@@ -55,9 +54,12 @@ function pairAggregates(m: DpMeasurement, i: number, maxRows: number): string[] 
       return [`count(${column}) AS malus_n_${i}`];
     case 'sum': {
       // Clamped in the column's own type first, so that the cast to integer units cannot overflow.
+      // NULL stays NULL, outside the sum as outside count(): DuckDB's greatest() skips NULL, so
+      // greatest(NULL, lower) would count every NULL row as `lower`, beyond the row bound.
       const decimals = m.decimals ?? 0;
       const [lower, upper] = (m.bounds ?? ['0', '0']).map((b) => unitsAsDecimal(BigInt(integer(b)), decimals));
-      const units = `CAST(least(greatest(${column}, ${lower}), ${upper}) * ${10n ** BigInt(decimals)} AS BIGINT)`;
+      const clamped = `CASE WHEN ${column} < ${lower} THEN ${lower} WHEN ${column} > ${upper} THEN ${upper} ELSE ${column} END`;
+      const units = `CAST(${clamped} * ${10n ** BigInt(decimals)} AS BIGINT)`;
       // DuckDB sums BIGINT into a 128-bit integer, whose arithmetic on every pair costs more than
       // the bounding itself; a pair's sum fits 64 bits unless it holds some 2^40 rows, and a cast
       // that overflows fails the query rather than wrapping.
@@ -116,19 +118,18 @@ export async function rewritePrivate(statement: AstNode, tables: readonly Table[
   }
   const groups = groupNames.join(', ');
   const limit = plan.maxGroupsPerIdentity;
-  // A pair is kept when its hash is at most the identity's G-th smallest. Two pairs of one identity
-  // with equal 64-bit hashes at that boundary (odds about 2^-64 per identity) would let it keep
-  // more than G: the query then fails rather than exceed the bound.
-  const threshold = [
-    `CASE WHEN len(l.malus_low) <= ${limit} THEN CAST(${MAX_UBIGINT} AS UBIGINT)`,
-    `WHEN l.malus_low[${limit + 1}] = l.malus_low[${limit}] THEN error('two pairs of one identity hash alike: the contribution bound cannot be kept')`,
-    `ELSE l.malus_low[${limit}] END`,
-  ].join(' ');
+  // A pair is kept when its hash is at most the identity's G-th smallest. DuckDB's hash() is not
+  // keyed (the seed is one more input), so the data can make two of one identity's pairs hash
+  // alike on purpose. When they tie at the G-th place, only the hashes below it are kept: fewer
+  // than G, never more, and never a failure that one person's data could choose.
+  const boundary = `l.malus_low[${limit}]`;
+  const tied = `l.malus_low[${limit + 1}] = ${boundary}`;
+  const kept = `len(l.malus_low) <= ${limit} OR p.malus_h < ${boundary} OR (p.malus_h = ${boundary} AND NOT (${tied}))`;
   return [
     `WITH malus_rows AS (${inner}),`,
     `${pairs([keys, `hash(${keys}, $${DP_SEED_PARAMETER}) AS malus_h`, ...aggregates])},`,
     `malus_limits AS (SELECT malus_id, min(malus_h, ${limit + 1}) AS malus_low FROM malus_pairs GROUP BY malus_id),`,
-    `malus_kept AS (SELECT p.* FROM malus_pairs AS p JOIN malus_limits AS l ON p.malus_id = l.malus_id AND p.malus_h <= ${threshold})`,
+    `malus_kept AS (SELECT p.* FROM malus_pairs AS p JOIN malus_limits AS l ON p.malus_id = l.malus_id AND (${kept}))`,
     `SELECT ${[groups, ...totals].join(', ')}`,
     `FROM malus_kept GROUP BY ${groups} ORDER BY ${groups}`,
   ].join('\n');
