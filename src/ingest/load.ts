@@ -137,7 +137,12 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   const described = (await connection.runAndReadAll(`DESCRIBE ${ident(target)}`)).getRowObjects();
   const found = described.map((row) => `${String(row.column_name)} ${String(row.column_type)}`);
   const expected = table.columns.map((c) => `${c.name} ${describedType(c.type)}`);
-  if (found.join(',') !== expected.join(',')) {
+  // Column by column: a Parquet name may hold commas and spaces, so joined lists could match.
+  const same = described.length === table.columns.length && table.columns.every((c, i) => {
+    const row = described[i];
+    return row !== undefined && String(row.column_name) === c.name && String(row.column_type) === describedType(c.type);
+  });
+  if (!same) {
     throw new MalusError('invalid-input', `table ${table.name}: the dataset's columns (${found.join(', ')}) are not the agreement's (${expected.join(', ')})`);
   }
   // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them

@@ -138,6 +138,23 @@ describe('dataset prepare and load', () => {
     }
   });
 
+  it('refuses at load a dataset whose columns only look like the agreement\'s when listed together', async () => {
+    // One Parquet column named so that "name type" pairs joined by commas read as three columns.
+    const id = pseudonym(deriveJoinKey(secret, agreement.id), 'a1b2');
+    const payload = await parquetOf(`SELECT '${id}' AS email_hash, CAST(1 AS DECIMAL(12,2)) AS "campaign_id VARCHAR,order_date DATE,order_value"`);
+    const made = await writePreparedDataset(join(dir, 'one-odd-column'), { agreement, table: 'conversions', keys: keys.advertiser, payload, rows: 1 });
+    const db = await openIngestDb();
+    try {
+      const source = createReadStream(made.paths.ciphertext);
+      await expect(loadDataset({ connection: db.connection, source, key: made.dataKey, manifest: made.manifest.manifest, table: agreement.tables[0]! })).rejects.toThrow(
+        "table conversions: the dataset's columns (email_hash VARCHAR, campaign_id VARCHAR,order_date DATE,order_value DECIMAL(12,2)) are not the agreement's",
+      );
+      expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
+    } finally {
+      db.close();
+    }
+  });
+
   it('streams through a named pipe where there is no tmpfs, with the same result', async () => {
     const prepared = await prepareDataset(params(write('piped.csv', CONVERSIONS), { memoryDir: join(dir, 'not-a-tmpfs') }));
     const key = await openOwnerDataKey(sealedDataKeySchema.parse(JSON.parse(readFileSync(join(prepared.dir, DATASET_FILES.dataKey), 'utf8'))), keys.advertiser);
