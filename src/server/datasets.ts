@@ -67,7 +67,11 @@ async function removeFile(path: string): Promise<void> {
   }
 }
 
-/** Work on one dataset runs one request at a time in this process: file writes and offsets stay in step. */
+/**
+ * Work on one dataset runs one request at a time in this process: file writes and offsets stay in
+ * step. Starting an upload also takes ROOM_LOCK around the check of the limits and the record of
+ * the new upload, so that uploads of different datasets started at once see each other.
+ */
 const datasetLocks = new Map<string, Promise<unknown>>();
 
 function serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -82,6 +86,7 @@ function serialized<T>(key: string, work: () => Promise<T>): Promise<T> {
 }
 
 const lockKey = (collaborationId: string, datasetId: string): string => `${collaborationId}\u0000${datasetId}`;
+const ROOM_LOCK = '\u0000room';
 
 async function requireMember(ctx: ServerContext, id: string, caller: AuthenticatedParty): Promise<void> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
@@ -201,7 +206,7 @@ async function checkRoomFor(ctx: ServerContext, caller: AuthenticatedParty, id: 
   const limits = ctx.uploadLimits ?? DEFAULT_UPLOAD_LIMITS;
   if (bytes > limits.maxDatasetBytes) {
     throw new MalusError('payload-too-large', `the ciphertext is ${bytes} bytes; this server takes at most ${limits.maxDatasetBytes} per dataset`, {
-      issues: [{ path: 'body.manifest.manifest.ciphertext.bytes', message: `at most ${limits.maxDatasetBytes}` }],
+      issues: [{ path: 'body.manifest.ciphertext.bytes', message: `at most ${limits.maxDatasetBytes}` }],
     });
   }
   // The pending upload this one replaces (same dataset) no longer counts.
@@ -271,16 +276,21 @@ export async function startUpload(
       if (pending.owner !== caller.id) throw new MalusError('conflict', `dataset ${datasetId} is being uploaded by another party`);
     }
     // A new upload, or the owner's newer manifest replacing its own pending one: start from nothing.
-    await checkRoomFor(ctx, caller, id, datasetId, manifest.ciphertext.bytes);
-    await removeFile(files.part);
-    await ctx.store.datasets.putUpload({
-      collaborationId: id,
-      datasetId,
-      manifest: signed,
-      owner: caller.id,
-      bytesExpected: manifest.ciphertext.bytes,
-      bytesReceived: 0,
-      startedAt: ctx.now().toISOString(),
+    // With no dataset recorded, a file under the final name is what a crash between completing's
+    // rename and its commit left: it goes too, or it would hold disk that no upload claims.
+    await serialized(ROOM_LOCK, async () => {
+      await checkRoomFor(ctx, caller, id, datasetId, manifest.ciphertext.bytes);
+      await removeFile(files.part);
+      await removeFile(files.final);
+      await ctx.store.datasets.putUpload({
+        collaborationId: id,
+        datasetId,
+        manifest: signed,
+        owner: caller.id,
+        bytesExpected: manifest.ciphertext.bytes,
+        bytesReceived: 0,
+        startedAt: ctx.now().toISOString(),
+      });
     });
     return { created: true, state: progress(0, manifest.ciphertext.bytes) };
   });
@@ -353,7 +363,9 @@ export async function receivePiece(
     if (offset !== received) throw new OffsetMismatch(received, offset);
     const end = offset + piece.length;
     if (end > pending.bytesExpected) {
-      throw new MalusError('invalid-input', `the piece ends at byte ${end}, past the ${pending.bytesExpected} bytes of the manifest`);
+      throw new MalusError('invalid-input', `the piece ends at byte ${end}, past the ${pending.bytesExpected} bytes of the manifest`, {
+        issues: [{ path: 'body', message: `at most ${pending.bytesExpected - offset} bytes from offset ${offset}` }],
+      });
     }
     if (piece.length > 0) {
       await writePiece(files.part, offset, piece);

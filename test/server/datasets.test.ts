@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, exampleAgreement, signAgreement, type Agreement } from '../../src/agreement/index.js';
 import { createSimAttester, simPlatformAttester } from '../../src/attestation/index.js';
@@ -295,6 +295,19 @@ describe('uploading a dataset', () => {
     expect(replaced.json()).toEqual({ status: 'uploading', offset: 0, bytes: newer.ciphertext.length });
     expect(existsSync(partFile(collab, first.dataset))).toBe(false);
   });
+
+  it('removes a file a crash left under the final name of a dataset never recorded when the upload starts again', async () => {
+    const collab = await establish();
+    const first = await prepared(collab);
+    expect((await put(collab, first.manifest)).statusCode).toBe(201);
+    // As a crash between completing's rename and its commit leaves it: a whole file, no dataset.
+    mkdirSync(dirname(finalFile(collab, first.dataset)), { recursive: true });
+    writeFileSync(finalFile(collab, first.dataset), first.ciphertext);
+    const newer = await prepared(collab, { dataset: first.dataset });
+    expect((await put(collab, newer.manifest)).statusCode).toBe(201);
+    expect(existsSync(finalFile(collab, first.dataset))).toBe(false);
+    await expectInvisible(collab, first.dataset);
+  });
 });
 
 describe('refusals leave nothing behind', () => {
@@ -336,7 +349,7 @@ describe('refusals leave nothing behind', () => {
     const claiming = async (bytes: number) => (await prepared(collab, { manifest: { ciphertext: { sha256: folder.manifest.manifest.ciphertext.sha256, bytes } } })).manifest;
     const huge = await claiming(Number.MAX_SAFE_INTEGER);
     const tooLarge = expectProblem(await put(collab, huge), 413, 'payload-too-large', `this server takes at most ${2 ** 40} per dataset`);
-    expect(tooLarge.issues?.[0]?.path).toBe('body.manifest.manifest.ciphertext.bytes');
+    expect(tooLarge.issues?.[0]?.path).toBe('body.manifest.ciphertext.bytes');
     // Just under the limit, but far more than this machine's disk holds.
     // A 5xx answer carries its title only: members learn nothing of the server's disk.
     expectProblem(await put(collab, await claiming(2 ** 40)), 507, 'insufficient-storage', 'the server has no room for the upload');
@@ -355,6 +368,15 @@ describe('refusals leave nothing behind', () => {
     const first = folders[0] as PreparedDataset;
     expect((await patch(collab, first.dataset, 0, first.ciphertext)).json()).toMatchObject({ status: 'complete', dataset: first.dataset });
     expect((await put(collab, ninth.manifest)).statusCode).toBe(201);
+  });
+
+  it('counts uploads started at once against the limit: 30 at the same time leave 8 in progress', async () => {
+    const collab = await establish();
+    const folders = await Promise.all(Array.from({ length: 30 }, (_, i) => prepared(collab, { dataset: `racing-${i}` })));
+    const answers = await Promise.all(folders.map((folder) => put(collab, folder.manifest)));
+    expect(answers.filter((a) => a.statusCode === 201)).toHaveLength(8);
+    for (const refused of answers.filter((a) => a.statusCode !== 201)) expectProblem(refused, 409, 'conflict', 'already has 8 uploads in progress');
+    expect((await server.store.datasets.pendingUploads()).filter((u) => u.collaborationId === collab.id)).toHaveLength(8);
   });
 
   it('refuses a file whose bytes were flipped at completion, deletes it and starts the upload again at 0', async () => {
@@ -394,7 +416,8 @@ describe('refusals leave nothing behind', () => {
     const mismatch = await patch(collab, folder.dataset, 50, folder.ciphertext.subarray(50, 150));
     expect(expectProblem(mismatch, 409, 'conflict', 'the upload is at offset 100, not 50').reasons?.map((r) => r.code)).toEqual(['offset-mismatch']);
     expect(mismatch.headers['upload-offset']).toBe('100');
-    expectProblem(await patch(collab, folder.dataset, 100, Buffer.concat([folder.ciphertext.subarray(100), Buffer.alloc(1)])), 400, 'invalid-input', 'past the');
+    const past = expectProblem(await patch(collab, folder.dataset, 100, Buffer.concat([folder.ciphertext.subarray(100), Buffer.alloc(1)])), 400, 'invalid-input', 'past the');
+    expect(past.issues).toEqual([{ path: 'body', message: `at most ${folder.ciphertext.length - 100} bytes from offset 100` }]);
     const path = `${datasetPath(collab, folder.dataset)}/upload`;
     for (const contentType of ['application/json', 'text/plain', 'application/octet-stream']) {
       const raw = contentType === 'application/json' ? '{}' : 'abc';
