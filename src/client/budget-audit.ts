@@ -31,6 +31,8 @@ interface Charge {
   readonly cost: PrivacyCost;
 }
 
+const COST_UNITS = ['epsilon', 'rho', 'delta'] as const;
+
 const sameCharge = (a: Charge, b: Omit<Charge, 'index'>): boolean => a.analyst === b.analyst && a.period === b.period && equalCosts(a.cost, b.cost);
 
 /**
@@ -46,7 +48,7 @@ export function auditBudget(
   const problems: string[] = [];
   const submitted = new Map<string, { index: number; analyst: string; agreement: string; kind: string; datasets: readonly string[] }>();
   const tableOf = new Map<string, string>();
-  const finished = new Map<string, { outcome: string; code: string | undefined }>();
+  const finished = new Map<string, { index: number; outcome: string; code: string | undefined }>();
   const charges = new Map<string, Charge>();
   const refunded = new Set<string>();
   const periods = new Map<string, PeriodSpent>();
@@ -71,7 +73,10 @@ export function auditBudget(
     } else if (event.type === 'job.submitted') {
       if (event.actor.kind === 'party') submitted.set(event.job, { index, analyst: event.actor.id, agreement: event.agreement, kind: event.kind, datasets: event.datasets });
     } else if (event.type === 'job.finished') {
-      finished.set(event.job, { outcome: event.outcome, code: event.code });
+      // A job ends once: a second end could turn a delivered result into a refundable failure.
+      const first = finished.get(event.job);
+      if (first !== undefined) problems.push(`${collaboration}: entry ${index} finishes job ${event.job} a second time (first at entry ${first.index}, ${first.outcome})`);
+      else finished.set(event.job, { index, outcome: event.outcome, code: event.code });
     } else if (event.type === 'privacy.charged') {
       chargeCount += 1;
       const charge: Charge = { index, analyst: event.analyst, period: event.period, cost: event.cost };
@@ -89,6 +94,11 @@ export function auditBudget(
         const expected = budgetPeriod(settings.refresh, new Date(event.time)).key;
         if (expected !== event.period) problems.push(`${collaboration}: entry ${index} charges period ${event.period}, but at ${event.time} the period is ${expected}`);
         const budgets = budgetsOf(settings);
+        // As the server charges: some amount, and only in units the budget limits.
+        const units = COST_UNITS.filter((unit) => event.cost[unit] !== undefined);
+        if (units.length === 0) problems.push(`${collaboration}: entry ${index} charges job ${event.job} nothing (no amount in any unit)`);
+        const unlimited = units.filter((unit) => event.cost[unit] !== '0' && budgets.collaboration[unit] === undefined);
+        if (unlimited.length > 0) problems.push(`${collaboration}: entry ${index} charges job ${event.job} ${unlimited.join(' and ')}, which the budget does not limit`);
         const p = periodOf(event.period);
         if (!withinBudget(p.spent, budgets.collaboration)) {
           problems.push(`${collaboration}: after entry ${index}, period ${event.period} has spent ${describeCost(p.spent)}, over the budget of ${describeCost(budgets.collaboration)}`);

@@ -302,6 +302,48 @@ describe('malus log audit over the budget', () => {
       expect((await audit(parties.advertiser)).problems).toEqual([]);
     }, 30_000);
 
+    it('fails on a charge of nothing or in a unit the budget does not limit, and on a job finished twice whose charge came back', async () => {
+      const time = new Date().toISOString();
+      const period = budgetPeriod('monthly', new Date()).key;
+      const analyst = others.advertiser.identity.id;
+      const base = { format: 'malus.event/v1', collaboration: tampered.id, time } as const;
+      const server_ = { kind: 'server', id: 'malus-budget' } as const;
+      const submittedBy = (job: string): LogEvent => ({
+        ...base,
+        actor: { kind: 'party', id: analyst },
+        type: 'job.submitted',
+        job,
+        kind: 'query',
+        agreement: agreementHash(tampered),
+        datasets: [],
+      });
+      const [empty, unlimited, twice] = ['a', 'b', 'c'].map((c) => `job-${c.repeat(32)}`) as [string, string, string];
+      const worker = { kind: 'enclave', id: 'w'.repeat(16) } as const;
+      await server.store.log.append(
+        [
+          submittedBy(empty),
+          { ...base, actor: server_, type: 'privacy.charged', job: empty, analyst, period, cost: {} },
+          submittedBy(unlimited),
+          { ...base, actor: server_, type: 'privacy.charged', job: unlimited, analyst, period, cost: { epsilon: '1/10', rho: '1000000' } },
+          submittedBy(twice),
+          { ...base, actor: server_, type: 'privacy.charged', job: twice, analyst, period, cost: { epsilon: '1/10' } },
+          { ...base, actor: worker, type: 'job.finished', job: twice, outcome: 'succeeded', result: `sha256:${'0'.repeat(64)}` },
+          { ...base, actor: worker, type: 'job.finished', job: twice, outcome: 'failed', result: null, code: 'invalid-input' },
+          { ...base, actor: server_, type: 'privacy.refunded', job: twice, analyst, period, cost: { epsilon: '1/10' }, code: 'invalid-input' },
+        ].map((event) => toLogAppend(event as LogEvent)),
+      );
+      await server.log.sync();
+      const report = await audit(others.advertiser);
+      expect(report.problems).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining(`charges job ${empty} nothing (no amount in any unit)`),
+          expect.stringContaining(`charges job ${unlimited} rho, which the budget does not limit`),
+          expect.stringContaining(`finishes job ${twice} a second time`),
+          expect.stringContaining(`refunds job ${twice}, which did not fail before its query ran (succeeded)`),
+        ]),
+      );
+    }, 30_000);
+
     it('fails on a query job over a table whose privacy policy is required, queued without its charge', async () => {
       const registered = (await server.store.log.entriesOf([tampered.id]))
         .map((e) => JSON.parse(new TextDecoder().decode(e.data)) as LogEvent)
