@@ -38,7 +38,7 @@ export function createClient(parameters: CreateClientParameters): MalusClient {
   };
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export interface RequestParameters<T extends z.ZodType> {
   readonly method: HttpMethod;

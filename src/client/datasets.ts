@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Agreement } from '../agreement/index.js';
 import {
   datasetIdSchema,
@@ -255,6 +255,15 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
       ...(parameters.trust === undefined ? {} : { trust: parameters.trust }),
       ...(parameters.now === undefined ? {} : { now: parameters.now }),
     });
+  } catch (error) {
+    // Most often a dataset prepared again under the id of an earlier one: say what to do.
+    if (isMalusError(error) && error.code === 'conflict' && error.message.includes('different data key')) {
+      throw new MalusError(
+        'conflict',
+        `${error.message}: a dataset id keeps the first data key registered for it, so a dataset prepared again is uploaded under another id (dataset prepare --dataset); an unfinished upload under this one can be given up (dataset abandon)`,
+      );
+    }
+    throw error;
   } finally {
     dataKey.fill(0);
   }
@@ -308,6 +317,15 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
     offset = state.offset;
     parameters.onProgress?.(offset, total);
   }
+}
+
+/**
+ * Gives up the caller's pending upload of a dataset: the server drops its bytes and its claim on
+ * the disk. The dataset id keeps any data key registered for it, so a dataset prepared again is
+ * uploaded under another id.
+ */
+export async function abandonUpload(client: MalusClient, collaborationId: string, datasetId: string): Promise<void> {
+  await request(client, { method: 'DELETE', path: `${datasetPath(collaborationId, datasetId)}/upload`, response: z.undefined() });
 }
 
 export async function listDatasets(client: MalusClient, collaborationId: string): Promise<DatasetView[]> {

@@ -50,6 +50,7 @@ export {
 } from './confidential.js';
 export {
   DEFAULT_UPLOAD_CHUNK_BYTES,
+  abandonUpload,
   fetchJobDataset,
   fetchJobDatasetManifest,
   getDataset,

@@ -313,6 +313,23 @@ export async function uploadProgress(ctx: ServerContext, caller: AuthenticatedPa
   });
 }
 
+/**
+ * `DELETE …/upload`: the owner gives up a pending upload (tus termination). Its bytes and its claim
+ * on the disk go, and so does its place among the party's uploads in progress. A complete dataset
+ * is not touched (404: there is no upload), and the dataset id keeps any data key registered for it.
+ */
+export async function abandonUpload(ctx: ServerContext, caller: AuthenticatedParty, id: string, datasetId: string): Promise<void> {
+  await requireMember(ctx, id, caller);
+  const files = filesOf(ctx, id, datasetId);
+  await serialized(lockKey(id, datasetId), async () => {
+    await pendingOf(ctx, caller, id, datasetId);
+    // The record goes first: a crash after it leaves files that the next start of this upload removes.
+    await ctx.store.datasets.abandonUpload(id, datasetId);
+    await removeFile(files.part);
+    if ((await ctx.store.datasets.get(id, datasetId)) === undefined) await removeFile(files.final);
+  });
+}
+
 /** Thrown when a piece does not start where the upload is; the route repeats the offset in a header. */
 export class OffsetMismatch extends MalusError {
   constructor(readonly offset: number, presented: number) {

@@ -228,6 +228,8 @@ export interface DatasetRepository {
    * is no such upload or it is not at `from`. Atomic: of two callers at one offset, one moves it.
    */
   advanceUpload(collaborationId: string, datasetId: string, from: number, to: number): Promise<boolean>;
+  /** Forgets a pending upload (its owner gave it up); false when there was none. */
+  abandonUpload(collaborationId: string, datasetId: string): Promise<boolean>;
   /**
    * Records a complete dataset, removes its pending upload and appends the log events, in one
    * transaction. 'duplicate' (nothing written) when the dataset exists with the same ciphertext hash;

@@ -176,6 +176,30 @@ describe('malus dataset upload', () => {
     expect(readFileSync(join(dir, 'data', 'datasets', agreement.id, `${folder.dataset}.mds`)).equals(folder.ciphertext)).toBe(true);
   }, 40_000);
 
+  it('gives up an unfinished upload for its owner (dataset abandon), and refuses anyone else', async () => {
+    const folder = await prepared({ payloadBytes: 1024 * 1024 });
+    const stopped = uploadDataset(clientOf(publisher), {
+      dir: folder.dir,
+      agreement,
+      chunkBytes: 256 * 1024,
+      onProgress: (sent) => {
+        if (sent >= 256 * 1024) throw new Error('stopped by the test');
+      },
+    });
+    await expect(stopped).rejects.toThrow('stopped by the test');
+    const other = await run(['dataset', 'abandon', ...serverArgs('adv.json'), folder.dataset]);
+    expect(other.stderr).toBe(`error: only the owner uploads dataset ${folder.dataset}\n`);
+    expect(other.code).toBe(2);
+    const abandoned = await run(['dataset', 'abandon', ...serverArgs('pub.json'), folder.dataset]);
+    expect(abandoned.stderr).toBe('');
+    expect(abandoned.stdout).toBe(`abandoned the upload of ${folder.dataset}\n`);
+    expect(abandoned.code).toBe(0);
+    await expectNothingOnServer(agreement.id, folder.dataset);
+    const again = await run(['dataset', 'abandon', ...serverArgs('pub.json'), folder.dataset]);
+    expect(again.stderr).toBe(`error: no upload of dataset ${folder.dataset} is in progress\n`);
+    expect(again.code).toBe(2);
+  }, 30_000);
+
   it('sends nothing when the attestation is refused: a wrong sim root, or an agreement pinning another measurement', async () => {
     const folder = await prepared();
     const wrongRoot = await run(['dataset', 'upload', ...serverArgs('pub.json'), '--sim-root', '00'.repeat(32), folder.dir]);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, exampleAgreement, signAgreement, type Agreement } from '../../src/agreement/index.js';
 import { createSimAttester, simPlatformAttester } from '../../src/attestation/index.js';
 import {
+  abandonUpload,
   createClient,
   fetchJobDataset,
   fetchJobDatasetManifest,
@@ -294,6 +295,36 @@ describe('uploading a dataset', () => {
     expect(replaced.statusCode).toBe(201);
     expect(replaced.json()).toEqual({ status: 'uploading', offset: 0, bytes: newer.ciphertext.length });
     expect(existsSync(partFile(collab, first.dataset))).toBe(false);
+  });
+
+  it('lets the owner give up a pending upload: its bytes, its claim and its place go; others get 403, and a complete dataset has no upload', async () => {
+    const collab = await establish();
+    const folder = await prepared(collab);
+    expect((await put(collab, folder.manifest)).statusCode).toBe(201);
+    await patch(collab, folder.dataset, 0, folder.ciphertext.subarray(0, 1000));
+    const path = `${datasetPath(collab, folder.dataset)}/upload`;
+    expectProblem(await send({ method: 'DELETE', path, as: parties.advertiser }), 403, 'forbidden', 'only the owner');
+    expect(existsSync(partFile(collab, folder.dataset))).toBe(true);
+    await abandonUpload(clientOf(parties.publisher), collab.id, folder.dataset);
+    await expectNothingStored(collab, folder.dataset);
+    expect((await server.store.datasets.pendingUploads()).filter((u) => u.collaborationId === collab.id)).toEqual([]);
+    expectProblem(await send({ method: 'DELETE', path, as: parties.publisher }), 404, 'not-found', 'no upload of dataset');
+    // The same manifest starts from nothing, and a finished dataset is not given up.
+    expect((await put(collab, folder.manifest)).statusCode).toBe(201);
+    expect((await patch(collab, folder.dataset, 0, folder.ciphertext)).json()).toMatchObject({ status: 'complete' });
+    expectProblem(await send({ method: 'DELETE', path, as: parties.publisher }), 404, 'not-found');
+    expect(readFileSync(finalFile(collab, folder.dataset)).equals(folder.ciphertext)).toBe(true);
+  });
+
+  it('says how to go on when a dataset prepared again keeps the id of one whose data key is registered', async () => {
+    const collab = await establish();
+    const first = await prepared(collab);
+    await uploadDataset(clientOf(parties.publisher), { dir: first.dir, agreement: collab.agreement });
+    const again = await prepared(collab, { dataset: first.dataset });
+    const refused = await rejection(uploadDataset(clientOf(parties.publisher), { dir: again.dir, agreement: collab.agreement }));
+    expect(refused.code).toBe('conflict');
+    expect(refused.message).toContain(`dataset ${first.dataset} already has a different data key: a dataset id keeps the first data key registered for it`);
+    expect(refused.message).toContain('dataset prepare --dataset');
   });
 
   it('removes a file a crash left under the final name of a dataset never recorded when the upload starts again', async () => {
@@ -601,7 +632,7 @@ describe('the OpenAPI description', () => {
     const routes: Record<string, string[]> = {
       '/v1/collaborations/{id}/datasets': ['get'],
       '/v1/collaborations/{id}/datasets/{dataset}': ['get', 'put'],
-      '/v1/collaborations/{id}/datasets/{dataset}/upload': ['get', 'patch'],
+      '/v1/collaborations/{id}/datasets/{dataset}/upload': ['delete', 'get', 'patch'],
       '/v1/workers/me/jobs/{job}/datasets/{dataset}': ['get'],
       '/v1/workers/me/jobs/{job}/datasets/{dataset}/manifest': ['get'],
     };

@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { agreementHash } from '../../agreement/index.js';
-import { getDataset, listDatasets, remoteAgreementSource, uploadDataset, type DatasetView } from '../../client/index.js';
+import { abandonUpload, getDataset, listDatasets, remoteAgreementSource, uploadDataset, type DatasetView } from '../../client/index.js';
 import { MalusError } from '../../errors/index.js';
 import { printJson, type CliIo } from '../io.js';
 import { clientFor, collect, simRootFingerprints, withServerOptions as withCommonServerOptions, type CollabServerOptions } from '../server-options.js';
@@ -173,6 +173,17 @@ export function registerDataset(program: Command, io: CliIo): void {
       const resumed = from === 0 ? '' : `, resumed at ${formatBytes(from)}`;
       io.out(`uploaded ${what}: ${formatBytes(view.bytes - from)} sent in ${seconds.toFixed(1)} s${resumed}\n`);
     }
+  });
+
+  withServerOptions(
+    dataset
+      .command('abandon')
+      .description('give up your unfinished upload of a dataset: the server drops its bytes and its claim on the disk (the id keeps its registered data key)')
+      .argument('<dataset>', 'the dataset id'),
+  ).action(async (id: string, options: ServerOptions) => {
+    await abandonUpload(clientFor(io, options), options.collab, id);
+    if (options.json === true) printJson(io, { dataset: id, abandoned: true });
+    else io.out(`abandoned the upload of ${id}\n`);
   });
 
   withServerOptions(dataset.command('list').description("list a collaboration's uploaded datasets: owners, sizes, row counts and hashes")).action(

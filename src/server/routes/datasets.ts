@@ -19,6 +19,7 @@ import { callerOf } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import {
   OffsetMismatch,
+  abandonUpload,
   UPLOAD_MEDIA_TYPE,
   UPLOAD_PIECE_BYTES,
   jobDatasetFile,
@@ -89,6 +90,20 @@ export function datasetRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
         const state = await uploadProgress(ctx, callerOf(request), request.params.id, request.params.dataset);
         offsetHeaders(reply, state.offset, state.bytes);
         return state;
+      },
+    });
+
+    app.delete('/v1/collaborations/:id/datasets/:dataset/upload', {
+      schema: {
+        summary: 'Give up a pending upload (the owner only): its bytes and its claim on the disk go; the dataset id keeps its registered data key',
+        tags: ['datasets'],
+        security,
+        params: datasetParams,
+        response: { 204: z.null().describe('the upload is gone'), 403: problemSchema, ...authenticatedErrors },
+      },
+      handler: async (request, reply) => {
+        await abandonUpload(ctx, callerOf(request), request.params.id, request.params.dataset);
+        return reply.code(204).header('cache-control', 'no-store').send(null);
       },
     });
 

@@ -160,6 +160,9 @@ export function sqliteDatasets(db: Database.Database): DatasetRepository {
         return moveUpload.run(to, collaborationId, datasetId, from, to).changes === 1;
       });
     },
+    abandonUpload(collaborationId, datasetId) {
+      return attempt(db, 'abandon an upload', () => deleteUpload.run(collaborationId, datasetId).changes === 1);
+    },
     complete(record, events = []) {
       return attempt(db, 'record a dataset', () => {
         checkCount(record.rows, 'rows', 0);
