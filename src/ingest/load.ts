@@ -9,6 +9,7 @@ import { deriveC3rKeys, type C3rKeys } from './c3r/keys.js';
 import { createUnsealer } from './c3r/sealed.js';
 import { valueText } from './c3r/values.js';
 import { ident, literal } from './duckdb.js';
+import { trimSql } from './prepare/normalize.js';
 import { DEFAULT_MEMORY_DIR, isMemoryBacked, memoryScratchDir } from './memory-dir.js';
 import { encodeHeader, openDataset, type DatasetHeader } from './format/container.js';
 import { sha256Of, type DatasetManifest } from './format/manifest.js';
@@ -147,12 +148,19 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   }
   // The owner's machine ran these checks at prepare; the enclave trusts no client, so it runs them
   // again, all in one scan with the row count.
-  const measures: { sql: string; says: (n: number) => string }[] = [];
+  // The failure reaches whoever submitted the job, so it says which rule broke, never how many
+  // rows broke it: a count would be an exact statistic of the data, outside any noise.
+  const measures: { sql: string; says: string }[] = [];
   if (table.identityColumn !== null) {
     const identity = ident(table.identityColumn);
-    measures.push({ sql: `count(*) FILTER (WHERE ${identity} IS NULL)`, says: (n) => `${n} rows have no ${table.identityColumn}` });
+    const column = table.columns.find((c) => c.name === table.identityColumn);
+    // As prepare: a text identity of only white space is as empty as NULL. (A pseudonymized one
+    // is caught below, by the pseudonym check on its distinct values, at less cost.)
+    const checkText = column?.type.toUpperCase() === 'VARCHAR' && !pseudonymizedColumns(table).includes(table.identityColumn);
+    const empty = checkText ? ` OR ${trimSql(identity)} = ''` : '';
+    measures.push({ sql: `count(*) FILTER (WHERE ${identity} IS NULL${empty})`, says: `rows have no ${table.identityColumn}` });
     if (table.duplicates === 'reject') {
-      measures.push({ sql: `count(${identity}) - count(DISTINCT ${identity})`, says: (n) => `${n} rows repeat an identity, and the table's duplicates policy is reject` });
+      measures.push({ sql: `count(${identity}) - count(DISTINCT ${identity})`, says: "rows repeat an identity, and the table's duplicates policy is reject" });
     }
   }
   // Pseudonyms repeat (one person, many rows): each distinct value is checked once, which halves
@@ -162,7 +170,7 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
     measures.push({
       // any_value keeps DuckDB from pushing the check below the grouping, onto every row again.
       sql: `(SELECT count(*) FROM (SELECT any_value(${column}) AS v FROM ${ident(target)} WHERE ${column} IS NOT NULL GROUP BY ${column}) WHERE strlen(v) <> 64 OR NOT regexp_full_match(v, '[0-9a-f]{64}'))`,
-      says: (n) => `${n} distinct values of ${name} are not pseudonyms (64 lower-case hex characters)`,
+      says: `values of ${name} are not pseudonyms (64 lower-case hex characters)`,
     });
   }
   const row = (await connection.runAndReadAll(`SELECT ${['count(*)', ...measures.map((m) => m.sql)].map((sql, i) => `${sql} AS m${i}`).join(', ')} FROM ${ident(target)}`)).getRows()[0] ?? [];
@@ -171,7 +179,7 @@ async function checkLoaded(connection: DuckDBConnection, target: string, table: 
   const violations: string[] = [];
   measures.forEach((measure, i) => {
     const n = Number(row[i + 1] ?? 0);
-    if (n > 0) violations.push(measure.says(n));
+    if (n > 0) violations.push(measure.says);
   });
   if (violations.length > 0) throw new MalusError('invalid-input', `table ${table.name}: the dataset breaks the agreement: ${violations.join('; ')}`);
 }

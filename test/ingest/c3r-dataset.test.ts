@@ -20,6 +20,8 @@ import {
 } from '../../src/ingest/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
 import { prepareError } from './prepare-helpers.js';
+import { writePreparedDataset } from './make-dataset.js';
+import { parquetOf } from '../engine/query-fixtures.js';
 import { makeAgreement, makeKeys, mutable, type ExampleKeys } from '../agreement/helpers.js';
 
 // A C3R table registered as a Malus dataset: C3R's own sample output (marshalled_data_sample.csv,
@@ -288,6 +290,27 @@ describe('a C3R table as a Malus dataset', () => {
     expect((await prepareError(params(agreement, 'contacts', input))).describe()).toBe(
       'the input does not satisfy table contacts: 1 problem\nrow 2, column Notes: is empty, but the table\'s C3R settings do not preserve NULLs (C3R seals every NULL)',
     );
+  });
+
+  it('refuses at load a fingerprint identity that is empty or only white space, as prepare does, without counting the rows', async () => {
+    const table = sampleTable(keys.advertiser.identity.id, false);
+    const agreement = withTables(table);
+    for (const identity of ['', '   ']) {
+      const columns = table.columns.map((c) =>
+        c.name === table.identityColumn ? `'${identity}' AS "${c.name}"` : c.type === 'INTEGER' ? `1 AS "${c.name}"` : `'x' AS "${c.name}"`,
+      );
+      const payload = await parquetOf(`SELECT ${columns.join(', ')} FROM range(2)`);
+      const made = await writePreparedDataset(join(dir, `empty-identity-${identity.length}`), { agreement, table: 'contacts', keys: keys.advertiser, payload, rows: 2 });
+      const db = await openIngestDb();
+      try {
+        const source = createReadStream(made.paths.ciphertext);
+        await expect(loadDataset({ connection: db.connection, source, key: made.dataKey, manifest: made.manifest.manifest, table })).rejects.toThrow(
+          'table contacts: the dataset breaks the agreement: rows have no PhoneNumber_Fingerprint',
+        );
+      } finally {
+        db.close();
+      }
+    }
   });
 
   it('a sealed cell that does not open in the enclave is named by column and row, never shown', async () => {

@@ -108,7 +108,7 @@ describe('dataset prepare and load', () => {
     try {
       const source = createReadStream(join(prepared.dir, DATASET_FILES.ciphertext));
       await expect(loadDataset({ connection: db.connection, source, key, manifest: prepared.signed.manifest, table: strict })).rejects.toThrow(
-        "table conversions: the dataset breaks the agreement: 1 rows repeat an identity, and the table's duplicates policy is reject",
+        "table conversions: the dataset breaks the agreement: rows repeat an identity, and the table's duplicates policy is reject",
       );
       // Nothing of it stays loaded.
       expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
@@ -130,7 +130,7 @@ describe('dataset prepare and load', () => {
     try {
       const source = createReadStream(made.paths.ciphertext);
       await expect(loadDataset({ connection: db.connection, source, key: made.dataKey, manifest: made.manifest.manifest, table: agreement.tables[0]! })).rejects.toThrow(
-        'table conversions: the dataset breaks the agreement: 3 distinct values of email_hash are not pseudonyms (64 lower-case hex characters)',
+        'table conversions: the dataset breaks the agreement: values of email_hash are not pseudonyms (64 lower-case hex characters)',
       );
       expect((await db.connection.runAndReadAll("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'conversions'")).getRows()).toEqual([[0n]]);
     } finally {
