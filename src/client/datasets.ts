@@ -268,10 +268,28 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
     dataKey.fill(0);
   }
 
+  // "Complete" is believed only of this dataset: the same ciphertext, table, owner and key.
+  const ours = (state: UploadStateView & { status: 'complete' }): DatasetView => {
+    const view = viewOf(state);
+    const mismatched = (
+      [
+        ['dataset', view.dataset, manifest.dataset],
+        ['ciphertext', view.ciphertext, manifest.ciphertext.sha256],
+        ['bytes', view.bytes, manifest.ciphertext.bytes],
+        ['table', view.table, manifest.table],
+        ['owner', view.owner, manifest.owner],
+        ['keyCommitment', view.keyCommitment, manifest.keyCommitment],
+      ] as const
+    ).filter(([, got, expected]) => got !== expected);
+    if (mismatched.length > 0) {
+      throw new MalusError('server-error', `the server calls dataset ${manifest.dataset} complete, but with another ${mismatched.map(([field]) => field).join(', ')} than its manifest`);
+    }
+    return view;
+  };
   const path = datasetPath(parameters.agreement.id, manifest.dataset);
   const started = await request(client, { method: 'PUT', path, body: signed, response: uploadStateView });
   const total = manifest.ciphertext.bytes;
-  if (started.status === 'complete') return viewOf(started);
+  if (started.status === 'complete') return ours(started);
   const where = async (): Promise<number> => (await request(client, { method: 'GET', path: `${path}/upload`, response: uploadProgressView })).offset;
   let offset = await where();
   parameters.onProgress?.(offset, total);
@@ -299,7 +317,7 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
         const again = await request(client, { method: 'PUT', path, body: signed, response: uploadStateView });
         if (again.status === 'complete') {
           parameters.onProgress?.(total, total);
-          return viewOf(again);
+          return ours(again);
         }
         // Others moving it on is progress: only answers that go nowhere count against the retries.
         if (again.offset > offset) retries = 0;
@@ -312,7 +330,7 @@ export async function uploadDataset(client: MalusClient, parameters: UploadDatas
     retries = 0;
     if (state.status === 'complete') {
       parameters.onProgress?.(total, total);
-      return viewOf(state);
+      return ours(state);
     }
     offset = state.offset;
     parameters.onProgress?.(offset, total);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import Database from 'better-sqlite3';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -314,6 +315,20 @@ describe('uploading a dataset', () => {
     expect((await patch(collab, folder.dataset, 0, folder.ciphertext)).json()).toMatchObject({ status: 'complete' });
     expectProblem(await send({ method: 'DELETE', path, as: parties.publisher }), 404, 'not-found');
     expect(readFileSync(finalFile(collab, folder.dataset)).equals(folder.ciphertext)).toBe(true);
+  });
+
+  it('does not take "complete" for a dataset of another key or owner than its manifest says (the books were altered)', async () => {
+    const collab = await establish();
+    const folder = await prepared(collab);
+    await uploadDataset(clientOf(parties.publisher), { dir: folder.dir, agreement: collab.agreement });
+    const db = new Database(join(dataDir, 'malus.db'));
+    try {
+      db.prepare('UPDATE datasets SET key_commitment = ? WHERE collaboration_id = ? AND dataset_id = ?').run(`sha256:${'0'.repeat(64)}`, collab.id, folder.dataset);
+    } finally {
+      db.close();
+    }
+    const refused = await rejection(uploadDataset(clientOf(parties.publisher), { dir: folder.dir, agreement: collab.agreement }));
+    expect(refused).toMatchObject({ code: 'server-error', message: `the server calls dataset ${folder.dataset} complete, but with another keyCommitment than its manifest` });
   });
 
   it('says how to go on when a dataset prepared again keeps the id of one whose data key is registered', async () => {
