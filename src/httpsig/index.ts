@@ -11,6 +11,7 @@ export {
   type SignatureParameters,
 } from './signature-base.js';
 export {
+  DEFERRED_BODY,
   verifyRequest,
   type VerifyFailure,
   type VerifyRequestParams,

@@ -19,7 +19,12 @@ export interface VerifyRequestParams {
   readonly url: string;
   /** Lower-case names, as in node's IncomingHttpHeaders. */
   readonly headers: Readonly<Record<string, HeaderValue>>;
-  readonly body: Uint8Array;
+  /**
+   * The body, checked against Content-Digest; or DEFERRED_BODY to verify the signature before the
+   * body is read (a server refusing strangers before it buffers their bytes). The result then
+   * carries the Content-Digest field, which the caller must check with checkContentDigest.
+   */
+  readonly body: Uint8Array | typeof DEFERRED_BODY;
   /** Unix seconds: the verification time, passed explicitly. */
   readonly now: number;
   /** Oldest acceptable `created`, in seconds before `now`; default 300. */
@@ -31,6 +36,9 @@ export interface VerifyRequestParams {
   /** Components the signature must cover; default `@method`, `@target-uri`, `content-digest`. */
   readonly requiredComponents?: readonly string[];
 }
+
+/** Stands for a body that has not arrived yet (see VerifyRequestParams.body). */
+export const DEFERRED_BODY: unique symbol = Symbol('deferred body');
 
 export type VerifyFailure =
   | 'missing-signature'
@@ -45,7 +53,15 @@ export type VerifyFailure =
   | 'bad-signature';
 
 export type VerifyRequestResult =
-  | { ok: true; keyId: string; created: number; nonce: string; label: string }
+  | {
+      ok: true;
+      keyId: string;
+      created: number;
+      nonce: string;
+      label: string;
+      /** With a deferred body: the Content-Digest field still to check against it (undefined when absent). */
+      pendingDigest?: string | undefined;
+    }
   | { ok: false; reason: VerifyFailure; detail: string };
 
 type Failure = Extract<VerifyRequestResult, { ok: false }>;
@@ -152,7 +168,12 @@ function verify(p: VerifyRequestParams, maxAge: number, maxSkew: number): Verify
   const digestField = lookupField(p.headers, 'content-digest');
   if (digestField.kind === 'invalid') return fail('digest-mismatch', digestField.detail);
   if (digestField.kind === 'present' || components.includes('content-digest')) {
-    const problem = checkContentDigest(digestField.kind === 'present' ? digestField.value : undefined, p.body);
+    const digest = digestField.kind === 'present' ? digestField.value : undefined;
+    if (p.body === DEFERRED_BODY) {
+      if (digest === undefined) return fail('digest-mismatch', 'Content-Digest is missing');
+      return { ok: true, keyId, created, nonce, label, pendingDigest: digest };
+    }
+    const problem = checkContentDigest(digest, p.body);
     if (problem !== undefined) return fail('digest-mismatch', problem);
   }
 

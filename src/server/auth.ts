@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MalusError } from '../errors/index.js';
-import { verifyRequest } from '../httpsig/index.js';
+import { DEFERRED_BODY, checkContentDigest, verifyRequest } from '../httpsig/index.js';
 import { decodeSigningKey, partyIdFor } from '../identity/index.js';
 import type { ServerContext } from './context.js';
 
@@ -24,6 +24,8 @@ export interface AuthenticatedParty {
 declare module 'fastify' {
   interface FastifyRequest {
     party?: AuthenticatedParty;
+    /** The signed Content-Digest, checked against the body once it has arrived. */
+    signedDigest?: string | undefined;
   }
   interface FastifyContextConfig {
     /** Routes that anyone may call without a signature (health, OpenAPI, public log tiles). */
@@ -36,13 +38,18 @@ function targetUri(ctx: AuthContext, request: FastifyRequest): string {
   return `${base.replace(/\/$/, '')}${request.url}`;
 }
 
-export async function authenticate(ctx: AuthContext, request: FastifyRequest): Promise<AuthenticatedParty> {
+/**
+ * Verifies the request's signature from its headers alone and remembers its nonce; the signed
+ * Content-Digest is kept for checkSignedBody. Run before the body is read, so that a stranger's
+ * request is refused before the server buffers its bytes (up to 8 MiB for an upload piece).
+ */
+export async function authenticate(ctx: AuthContext, request: FastifyRequest): Promise<AuthenticatedParty & { digest: string | undefined }> {
   const now = ctx.now();
   const result = verifyRequest({
     method: request.method,
     url: targetUri(ctx, request),
     headers: request.headers,
-    body: request.rawBody ?? new Uint8Array(),
+    body: DEFERRED_BODY,
     now: Math.floor(now.getTime() / 1000),
     maxAgeSeconds: MAX_SIGNATURE_AGE_SECONDS,
     maxSkewSeconds: MAX_CLOCK_SKEW_SECONDS,
@@ -61,7 +68,16 @@ export async function authenticate(ctx: AuthContext, request: FastifyRequest): P
   if (!fresh) throw new MalusError('unauthenticated', 'request signature refused (replayed-nonce): this nonce was already used');
   const decoded = decodeSigningKey(result.keyId);
   if (!('key' in decoded)) throw new MalusError('unauthenticated', 'request signature refused (unknown-key)');
-  return { id: partyIdFor(decoded.key), signingKey: result.keyId };
+  return { id: partyIdFor(decoded.key), signingKey: result.keyId, digest: result.pendingDigest };
+}
+
+/** The body that arrived must be the one the signature's Content-Digest names. */
+export function checkSignedBody(request: FastifyRequest, digest: string | undefined): void {
+  const problem = checkContentDigest(digest, request.rawBody ?? new Uint8Array());
+  if (problem !== undefined) {
+    request.log.info({ reason: 'digest-mismatch' }, 'request signature refused');
+    throw new MalusError('unauthenticated', `request signature refused (digest-mismatch): ${problem}`);
+  }
 }
 
 /**
@@ -69,9 +85,19 @@ export async function authenticate(ctx: AuthContext, request: FastifyRequest): P
  * matches no route is answered 404 whether signed or not: the routes are public (GET /openapi.json).
  */
 export function registerAuthentication(app: FastifyInstance, ctx: AuthContext): void {
-  app.addHook('preValidation', async (request) => {
+  app.addHook('onRequest', async (request) => {
     if (request.is404 || request.routeOptions.config.public === true) return;
-    request.party = await authenticate(ctx, request);
+    const { digest, ...party } = await authenticate(ctx, request);
+    request.signedDigest = digest;
+    request.party = party;
+  });
+  app.addHook('preValidation', (request, _reply, done) => {
+    try {
+      if (!request.is404 && request.routeOptions.config.public !== true) checkSignedBody(request, request.signedDigest);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
 }
 

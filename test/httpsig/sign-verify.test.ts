@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningKeyPair, signEd25519, toBase64 } from '../../src/crypto/index.js';
 import {
+  DEFERRED_BODY,
+  checkContentDigest,
   contentDigest,
   encodeSignatureBase,
   serializeSignatureParams,
@@ -338,5 +340,23 @@ describe('verifyRequest on hostile input', () => {
     };
     expect(() => verify(signed(), { resolveKey: broken })).toThrow('key store down');
     expect(() => verify(signed(), { now: Number.NaN })).toThrow(/finite/);
+  });
+});
+
+describe('verifyRequest with the body deferred', () => {
+  it('verifies from the headers and hands back the signed Content-Digest, which the body must then match', () => {
+    const result = verify(signed(), { body: DEFERRED_BODY });
+    expect(result.ok).toBe(true);
+    const digest = result.ok ? result.pendingDigest : undefined;
+    expect(digest).toBe(contentDigest(BODY));
+    expect(checkContentDigest(digest, BODY)).toBeUndefined();
+    expect(checkContentDigest(digest, new TextEncoder().encode('{"sql":"select 1"}'))).toBe('Content-Digest sha-256 does not match the body');
+  });
+
+  it('still refuses a bad signature, and a signature without its Content-Digest field', () => {
+    expect(verify(signed({ secretKey: mallory.secretKey }), { body: DEFERRED_BODY })).toMatchObject({ ok: false, reason: 'bad-signature' });
+    const withoutDigest: Record<string, string> = { ...signed() };
+    delete withoutDigest['content-digest'];
+    expect(verify(withoutDigest, { body: DEFERRED_BODY })).toMatchObject({ ok: false });
   });
 });

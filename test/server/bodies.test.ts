@@ -42,12 +42,14 @@ function proposeRaw(raw: string | Buffer, options: Partial<SendOptions> = {}): P
 }
 
 describe('body size', () => {
-  it(`refuses a body over ${DEFAULT_BODY_LIMIT} bytes with 413 payload-too-large, signed or not`, async () => {
+  it(`refuses a signed body over ${DEFAULT_BODY_LIMIT} bytes with 413 payload-too-large, and an unsigned one before reading it (401)`, async () => {
     const big = JSON.stringify({ padding: 'x'.repeat(DEFAULT_BODY_LIMIT) });
     expect(Buffer.byteLength(big)).toBeGreaterThan(DEFAULT_BODY_LIMIT);
     expectProblem(await proposeRaw(big), 413, 'payload-too-large', 'request body is larger than the server accepts');
-    expectProblem(await send(server, { ...PROPOSE, raw: big }), 413, 'payload-too-large');
     expectProblem(await send(server, { method: 'POST', path: '/v1/collaborations/some-id/signatures', raw: big, as: alice }), 413, 'payload-too-large');
+    // The signature is checked from the headers, before the body: a stranger's bytes are never buffered.
+    expectProblem(await send(server, { ...PROPOSE, raw: big }), 401, 'unauthenticated', 'request signature refused (missing-signature)');
+    expectProblem(await send(server, { ...PROPOSE, raw: 'not json' }), 401, 'unauthenticated');
   });
 
   it('reads a body just under the limit (and then validates it)', async () => {
