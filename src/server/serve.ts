@@ -30,8 +30,31 @@ export interface StartServerOptions {
   /** The measurement the in-process sim worker and key-release service report (default: the build's). */
   readonly simMeasurement?: string;
   readonly workerPollIntervalMs?: number;
+  /**
+   * How long close() lets the in-process worker finish and report its current job before the
+   * server stops answering (default WORKER_STOP_GRACE_MS).
+   */
+  readonly workerStopGraceMs?: number;
   /** What uploads may claim of the disk (default DEFAULT_UPLOAD_LIMITS). */
   readonly uploadLimits?: UploadLimits;
+}
+
+/** A query's default time limit and then some: the worker's current job reports before the server goes. */
+export const WORKER_STOP_GRACE_MS = 75_000;
+
+/** True when `work` settled within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => {
+      resolve(false);
+    }, ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface RunningServer {
@@ -143,10 +166,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     ...(running === undefined ? {} : { worker: running }),
     close: () => {
       closing ??= (async () => {
-        // The worker stops polling at once; requests in flight finish while the app closes.
+        // The worker stops claiming at once, and its current job, if any, still needs the server
+        // to fetch its keys and to report to: closing the app first left that job running for
+        // good, its charge spent. So the app stays up until the job has reported, or the grace ends.
         const stopping = running?.stop();
+        const grace = options.workerStopGraceMs ?? WORKER_STOP_GRACE_MS;
+        const stopped = stopping === undefined || (await settlesWithin(stopping, grace));
+        if (!stopped) app.log.warn({ graceMs: grace }, 'the worker did not finish its job in time; it stays running in the store');
         await app.close();
-        await stopping;
+        if (stopped) await stopping;
         await log.stop();
         try {
           await store.close();

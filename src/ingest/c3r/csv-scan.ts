@@ -56,6 +56,8 @@ export async function scanCsvStructure(path: string, name: string, firstRowIsHea
   let inRecord = false;
   let fields = 0;
   let fieldQuoted = 0;
+  /** Whether the record so far holds nothing but spaces and control characters (no quote, no comma). */
+  let onlySpace = true;
   let skipLf = false;
   let first = true;
   const recordFlags: number[] = [];
@@ -70,6 +72,10 @@ export async function scanCsvStructure(path: string, name: string, firstRowIsHea
     if (fieldCount === -1) {
       fieldCount = fields;
     } else if (fields !== fieldCount) {
+      // C3R's parser skips such a line as it skips an empty one; DuckDB reads it as a row, so it is refused by name.
+      if (onlySpace && fields === 1) {
+        throw new MalusError('invalid-input', `${name} line ${recordLine}: the line holds only white space; remove it (C3R would skip it)`);
+      }
       throw new MalusError(
         'invalid-input',
         `${name} line ${recordLine}: expected ${fieldCount} columns (as in the ${firstRowIsHeader ? 'header row' : 'first row'}) but found ${fields}`,
@@ -82,6 +88,7 @@ export async function scanCsvStructure(path: string, name: string, firstRowIsHea
     recordFlags.length = 0;
     fields = 0;
     inRecord = false;
+    onlySpace = true;
   };
 
   let stream;
@@ -116,6 +123,7 @@ export async function scanCsvStructure(path: string, name: string, firstRowIsHea
           // The closing quote; anything up to the delimiter stays part of this (quoted) field.
           state = UNQUOTED;
         }
+        if (b === undefined || b > 0x20) onlySpace = false;
         if (b === COMMA) {
           if (!inRecord) {
             inRecord = true;
