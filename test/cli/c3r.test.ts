@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
@@ -42,7 +42,7 @@ describe.concurrent('malus c3r', () => {
     for (const text of [encrypted.stdout, decrypted.stdout, fromC3r.stdout]) expect(text).not.toContain(SECRET);
   });
 
-  it('writes <input>.out by default, and Parquet when the input is Parquet', async () => {
+  it("writes C3R's default output, the input's name with .out before its extension in the current folder, and Parquet for Parquet", async () => {
     const { DuckDBInstance } = await import('@duckdb/node-api');
     const instance = await DuckDBInstance.create(':memory:', { temp_directory: '' });
     const connection = await instance.connect();
@@ -50,10 +50,15 @@ describe.concurrent('malus c3r', () => {
     connection.closeSync();
     instance.closeSync();
     const encrypted = await run(['c3r', 'encrypt', 'data.parquet', '--schema', 'schema.json', '--id', ID, '--allowCleartext', '--allowDuplicates']);
-    expect(encrypted.stdout).toBe('encrypted 7 rows, 11 columns (5 sealed, 2 fingerprint, 4 cleartext) to data.parquet.out\n');
-    const decrypted = await run(['c3r', 'decrypt', 'data.parquet.out', '--fileFormat', 'parquet', '--id', ID, '--output', 'back.parquet']);
+    expect(encrypted.stdout).toBe('encrypted 7 rows, 11 columns (5 sealed, 2 fingerprint, 4 cleartext) to data.out.parquet\n');
+    const decrypted = await run(['c3r', 'decrypt', 'data.out.parquet', '--id', ID, '--output', 'back.parquet']);
     expect(decrypted.code).toBe(0);
     expect(decrypted.stdout).toBe('decrypted 7 rows, 11 columns (35 sealed values in 5 columns; 2 fingerprint columns copied unchanged) to back.parquet\n');
+    mkdirSync(join(dir, 'in'), { recursive: true });
+    copyFileSync(join(dir, 'data.out.parquet'), join(dir, 'in', 'sealed'));
+    const noExtension = await run(['c3r', 'decrypt', 'in/sealed', '--fileFormat', 'parquet', '--id', ID]);
+    expect(noExtension.stdout).toMatch(/ to sealed\.out\n$/);
+    expect(existsSync(join(dir, 'sealed.out'))).toBe(true);
   });
 
   it('refuses the wrong secret or collaboration id, naming the row and column, and writes nothing', async () => {

@@ -35,7 +35,7 @@ interface DecryptFlags extends CommonFlags {
 function commonOptions(command: Command): Command {
   return command
     .requiredOption('--id <uuid>', 'the collaboration id (C3R uses it as the salt)')
-    .option('--output <file>', 'where to write (default: <input>.out); written in full or not at all')
+    .option('--output <file>', "where to write (default, as C3R: the input's file name with .out before its extension, in the current folder); written in full or not at all")
     .option('--fileFormat <format>', 'csv or parquet (default: from the input file name); the output has the same format')
     .option('--overwrite', 'replace the output file if it exists')
     .option('--dryRun', 'check the options, files and secret, but read and write no data')

@@ -27,7 +27,10 @@ export interface CsvWriteOptions {
 
 /** A function that turns one row into one CSV line (with its LF). */
 export function csvLineWriter(options: CsvWriteOptions = {}): (values: readonly (string | null)[]) => string {
-  const nullText = options.nullValue === undefined || options.nullValue === '' ? '' : quote(options.nullValue);
+  // As C3R's writer (univocity): a replacement already wrapped in quotes, such as `""`, is written as it is.
+  const nullValue = options.nullValue;
+  const wrapped = nullValue !== undefined && nullValue.length >= 2 && nullValue.startsWith('"') && nullValue.endsWith('"');
+  const nullText = nullValue === undefined || nullValue === '' ? '' : wrapped ? nullValue : quote(nullValue);
   const emptyText = options.nullValue === undefined || javaTrim(options.nullValue) === '' ? '""' : '';
   return (values) => {
     let line = '';

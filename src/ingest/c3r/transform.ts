@@ -4,6 +4,7 @@
 // header row shows the normalized target headers. Decrypting needs no schema, only the secret and
 // the collaboration id: every sealed cell is opened, fingerprints and cleartext pass through.
 import { randomBytes, randomInt } from 'node:crypto';
+import { basename } from 'node:path';
 import { VARCHAR, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { MalusError } from '../../errors/index.js';
 import { csvLineWriter } from './csv-write.js';
@@ -71,9 +72,19 @@ export interface C3rDecryptSummary {
   readonly fingerprintColumns: number;
 }
 
+/**
+ * C3R's default output (Config.getDefaultTargetFile): the input's file name, in the current
+ * folder, with `.out` before its extension (`data/rows.csv` gives `rows.out.csv`).
+ */
+export function defaultC3rOutput(input: string): string {
+  const name = basename(input);
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? `${name}.out` : `${name.slice(0, dot)}.out${name.slice(dot)}`;
+}
+
 function prepare(options: CommonOptions): { format: C3rFileFormat; output: string } {
   const format = fileFormatOf(options.input, options.fileFormat);
-  const output = options.output ?? `${options.input}.out`;
+  const output = options.output ?? defaultC3rOutput(options.input);
   if (format === 'parquet' && (options.csvInputNullValue !== undefined || options.csvOutputNullValue !== undefined)) {
     throw new MalusError('usage', '--csvInputNULLValue and --csvOutputNULLValue are for CSV files; the input is Parquet');
   }

@@ -340,6 +340,17 @@ describe('NULLs, as C3R treats them (null5by6.csv and empty5by6.csv)', () => {
     const output = await encrypt(`${V}/null5by6.csv`, NULL_SCHEMA, { allowCleartext: true, preserveNulls: true }, { csvOutputNullValue: 'NULL' });
     expect(lines(output)[1]).toBe('NULL,NULL,NULL,NULL,NULL,NULL');
     expect(lines(await decrypt(output, { csvInputNullValue: 'NULL', csvOutputNullValue: '\\N' }))[1]).toBe('\\N,\\N,\\N,\\N,\\N,\\N');
+    // A replacement already in quotes is written as it is, as C3R's writer does, and reads back as NULL.
+    const quoted = await encrypt(`${V}/null5by6.csv`, NULL_SCHEMA, { allowCleartext: true, preserveNulls: true }, { csvOutputNullValue: '""' });
+    expect(lines(quoted)[1]).toBe('"","","","","",""');
+    expect(lines(await decrypt(quoted, { csvInputNullValue: '""', csvOutputNullValue: 'NULL' }))[1]).toBe('NULL,NULL,NULL,NULL,NULL,NULL');
+  });
+
+  it('refuses a line of only white space by name (C3R skips it; DuckDB would read it as a row)', async () => {
+    const input = fresh('.csv');
+    writeFileSync(input, 'a,b\nx,1\n  \t \ny,2\n');
+    const schema = parseC3rSchema({ headerRow: true, columns: [{ sourceHeader: 'a', type: 'cleartext' }, { sourceHeader: 'b', type: 'cleartext' }] });
+    expect((await failure(encrypt(input, schema, { allowCleartext: true }))).message).toBe(`${input} line 3: the line holds only white space; remove it (C3R would skip it)`);
   });
 });
 
