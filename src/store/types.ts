@@ -309,7 +309,8 @@ export interface JobRepository {
    * Gives the oldest queued job whose measurements include the worker's to that worker (state
    * running) and returns it; undefined when there is none. Atomic: a job goes to one worker.
    * `events` makes the log entries of the claim from the job taken; they are appended in the same
-   * transaction (and nothing when no job is taken).
+   * transaction (and nothing when no job is taken). A job this worker already holds is returned
+   * again, before any other and without entries: its first claim's answer was lost.
    */
   claim(
     workerId: string,

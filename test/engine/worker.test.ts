@@ -195,6 +195,9 @@ describe('runJob against a real server', () => {
       const refused = await ctx.port.finish(submitted.id, { result }).then(() => undefined, (error: unknown) => error);
       expect(refused).toMatchObject({ code: 'signature-invalid' });
       expect((await getJob(advertiser, agreement.id, submitted.id)).state).toBe('running');
+      // As pollOnce does after a refused result: the job ends, and the worker holds nothing.
+      await ctx.port.finish(submitted.id, { error: 'result-undelivered: the server refused the result' });
+      expect((await getJob(advertiser, agreement.id, submitted.id)).state).toBe('failed');
     }
   });
 

@@ -232,6 +232,20 @@ describe('running a job', () => {
     await finish(job.id, { error: 'invalid-input: done with it' });
   });
 
+  it('gives a worker the job it holds again when it asks anew (the answer to its claim was lost), with no second job.started', async () => {
+    const job = await claimed({ kind: 'key-check', datasets: ['some-dataset'] });
+    const started = (await eventsOf(run)).filter((e) => e.type === 'job.started' && e.job === job.id);
+    expect(started).toHaveLength(1);
+    const next = await submit(run, { kind: 'key-check', datasets: ['some-dataset'] });
+    expect(next.statusCode).toBe(201);
+    expect((await worker.port.claim())?.id).toBe(job.id);
+    expect((await eventsOf(run)).filter((e) => e.type === 'job.started' && e.job === job.id)).toHaveLength(1);
+    await finish(job.id, { error: 'invalid-input: done with it' });
+    // Once it has ended, the next claim takes the next job.
+    expect((await worker.port.claim())?.id).toBe((next.json() as { id: string }).id);
+    await finish((next.json() as { id: string }).id, { error: 'invalid-input: done with it' });
+  });
+
   it('logs the code of a failure it knows, and enclave-error for any other text', async () => {
     for (const [error, code] of [
       ['query-timeout: the query took too long', 'query-timeout'],

@@ -114,6 +114,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
      WHERE state = 'queued' AND EXISTS (SELECT 1 FROM json_each(jobs.measurements) WHERE json_each.value = ?)
      ORDER BY seq LIMIT 1`,
   );
+  const heldBy = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE state = 'running' AND worker_id = ? ORDER BY seq LIMIT 1`);
   const take = db.prepare<[string, string, string]>(
     `UPDATE jobs SET state = 'running', worker_id = ?, updated_at = ? WHERE id = ? AND state = 'queued'`,
   );
@@ -181,6 +182,11 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   });
   const claimOnce = db.transaction(
     (workerId: string, measurement: string, now: string, events: ((job: JobRecord) => readonly LogAppend[]) | undefined): JobRow | undefined => {
+      // A worker asks for work only when it holds none; a job it still holds is one whose claim
+      // committed but whose answer never reached it. It gets that job again (no second entry):
+      // else the job would stay running for good, charged, with no worker to end it.
+      const held = heldBy.get(workerId);
+      if (held !== undefined) return held;
       const job = queued.get(measurement);
       if (job === undefined) return undefined;
       take.run(workerId, now, job.id);
