@@ -51,6 +51,7 @@ export function auditBudget(
   const finished = new Map<string, { index: number; outcome: string; code: string | undefined }>();
   const charges = new Map<string, Charge>();
   const refunded = new Set<string>();
+  const started = new Set<string>();
   const periods = new Map<string, PeriodSpent>();
   let chargeCount = 0;
   let refundCount = 0;
@@ -72,7 +73,16 @@ export function auditBudget(
       tableOf.set(event.dataset, event.table);
     } else if (event.type === 'job.submitted') {
       if (event.actor.kind === 'party') submitted.set(event.job, { index, analyst: event.actor.id, agreement: event.agreement, kind: event.kind, datasets: event.datasets });
+    } else if (event.type === 'job.started') {
+      started.add(event.job);
     } else if (event.type === 'job.finished') {
+      // Only the submitter cancels, and only a job no enclave took: else "cancelled" would be a
+      // refund for a query that ran.
+      if (event.code === 'cancelled') {
+        const job = submitted.get(event.job);
+        if (started.has(event.job)) problems.push(`${collaboration}: entry ${index} cancels job ${event.job}, which an enclave had taken`);
+        if (event.actor.kind !== 'party' || event.actor.id !== job?.analyst) problems.push(`${collaboration}: entry ${index} cancels job ${event.job} for someone other than its submitter`);
+      }
       // A job ends once: a second end could turn a delivered result into a refundable failure.
       const first = finished.get(event.job);
       if (first !== undefined) problems.push(`${collaboration}: entry ${index} finishes job ${event.job} a second time (first at entry ${first.index}, ${first.outcome})`);

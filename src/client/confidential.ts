@@ -155,6 +155,11 @@ export function getJob(client: MalusClient, collaborationId: string, jobId: stri
   return request(client, { method: 'GET', path: `${jobsPath(collaborationId)}/${encodeURIComponent(jobId)}`, response: jobView });
 }
 
+/** Withdraws a queued job the caller submitted: it fails as `cancelled` and its privacy charge comes back. */
+export function cancelJob(client: MalusClient, collaborationId: string, jobId: string): Promise<JobView> {
+  return request(client, { method: 'DELETE', path: `${jobsPath(collaborationId)}/${encodeURIComponent(jobId)}`, response: jobView });
+}
+
 export async function listJobs(client: MalusClient, collaborationId: string): Promise<JobView[]> {
   return (await request(client, { method: 'GET', path: jobsPath(collaborationId), response: z.strictObject({ jobs: z.array(jobView) }) })).jobs;
 }

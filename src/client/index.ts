@@ -26,6 +26,7 @@ export type { BudgetAmounts, BudgetView } from '../api/index.js';
 export { witnessLog, type WitnessOutcome, type WitnessParameters } from './witness.js';
 export {
   appraiseKeyReleaseService,
+  cancelJob,
   getJob,
   getJobReceipt,
   getSimRootFingerprint,

@@ -51,6 +51,8 @@ export const REFUNDABLE_FAILURES: readonly string[] = [
   'key-release-denied',
   'attestation-refused',
   'invalid-input',
+  // Withdrawn by its submitter while queued: no enclave took it.
+  'cancelled',
 ];
 
 /** Whether a job that failed with this code gets its charge back. */

@@ -300,6 +300,35 @@ export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id:
   return jobView(await memberJob(ctx, caller, id, jobId));
 }
 
+/** Why a cancelled job failed, as its log entries and its view say. */
+export const CANCELLED_CODE = 'cancelled';
+
+/**
+ * `DELETE …/jobs/{job}`: the submitter withdraws a job no enclave has taken (say one queued for an
+ * enclave build the agreement no longer pins, which no worker will ever claim). It fails with code
+ * `cancelled`, logged by the submitter, and its charge comes back: nothing was read.
+ */
+export async function cancelJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
+  const job = await memberJob(ctx, caller, id, jobId);
+  if (job.submittedBy !== caller.id) throw new MalusError('forbidden', `only the submitter of job ${jobId} can cancel it`);
+  const now = ctx.now();
+  const event: LogEvent = {
+    format: 'malus.event/v1',
+    type: 'job.finished',
+    collaboration: job.collaborationId,
+    actor: { kind: 'party', id: caller.id },
+    time: now.toISOString(),
+    job: job.id,
+    outcome: 'failed',
+    result: null,
+    code: CANCELLED_CODE,
+  };
+  const refund = privacyRefund(CANCELLED_CODE, now);
+  if (refund === undefined) throw new MalusError('internal', 'a cancelled job must be refundable');
+  const error = `${CANCELLED_CODE}: withdrawn by its submitter before any enclave took it`;
+  return jobView(await ctx.store.jobs.cancel(job.id, caller.id, error, now, [toLogAppend(event)], refund));
+}
+
 /** A job without its sealed rows (up to tens of MiB), for answers that do not need them. */
 function withoutSealed(view: JobView): JobView {
   return view.result === null ? view : { ...view, result: { statement: view.result.statement, signature: view.result.signature } };

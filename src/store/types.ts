@@ -333,6 +333,19 @@ export interface JobRepository {
     events?: readonly LogAppend[],
     refund?: (charge: PrivacyChargeRecord) => LogAppend,
   ): Promise<JobRecord>;
+  /**
+   * Ends a queued job its submitter no longer wants (state failed, with `error`), with its log
+   * events, and gives its charge back (privacy.refunded made by `refund`), in one transaction.
+   * Throws MalusError('conflict') when the job is not queued or was submitted by someone else.
+   */
+  cancel(
+    id: string,
+    submittedBy: string,
+    error: string,
+    now: Date,
+    events: readonly LogAppend[],
+    refund: (charge: PrivacyChargeRecord) => LogAppend,
+  ): Promise<JobRecord>;
   /** Jobs of a collaboration, newest first. */
   list(collaborationId: string): Promise<JobRecord[]>;
   /** The accountant's rows of a collaboration (of one period, when given), in log order. */

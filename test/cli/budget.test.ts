@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertAgreement, parseAgreementText, type Agreement } from '../../src/agreement/index.js';
 import { createClient, submitQuery, type BudgetView } from '../../src/client/index.js';
 import { budgetPeriod } from '../../src/dp/index.js';
-import { generatePartyKeys, writeKeyFile } from '../../src/identity/index.js';
+import { generatePartyKeys, readKeyFile, writeKeyFile } from '../../src/identity/index.js';
 import { DP_SQL, establishDp } from '../server/budget-helpers.js';
 import type { Parties } from '../server/helpers.js';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, startServe, tempDir, type ServerProcess } from './helpers.js';
@@ -90,5 +90,22 @@ describe('malus log audit and the budget', () => {
     expect(failed.stdout).toContain('NOT the log');
     expect(failed.stdout).toMatch(/PROBLEM: budget-cli: the server shows epsilon 0, delta 0 spent in period \S+, the log epsilon 1\/10, delta 1\/100000/);
     expect(failed.stdout).toContain('audit FAILED');
+  });
+});
+
+describe('malus job cancel', () => {
+  it('withdraws a queued job for its submitter, and refuses another member with exit 2', async () => {
+    const analyst = createClient({ server: server?.url ?? '', keys: readKeyFile(join(dir, 'adv.json')) });
+    const job = await submitQuery(analyst, agreement.id, { sql: DP_SQL });
+    const other = await run(['job', 'cancel', ...on('pub.json'), job.id]);
+    expect(other.stderr).toBe(`error: only the submitter of job ${job.id} can cancel it\n`);
+    expect(other.code).toBe(2);
+    const cancelled = await run(['job', 'cancel', ...on('adv.json'), job.id]);
+    expect(cancelled.stderr).toBe('');
+    expect(cancelled.stdout).toBe(`cancelled ${job.id}: failed (cancelled: withdrawn by its submitter before any enclave took it)\n`);
+    expect(cancelled.code).toBe(0);
+    const again = await run(['job', 'cancel', ...on('adv.json'), job.id]);
+    expect(again.stderr).toBe(`error: job ${job.id} is not queued: only a job no enclave has taken can be cancelled\n`);
+    expect(again.code).toBe(2);
   });
 });

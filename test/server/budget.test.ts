@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agreementHash, signAgreement, type Agreement } from '../../src/agreement/index.js';
 import { createSimAttester, simPlatformAttester } from '../../src/attestation/index.js';
 import {
+  cancelJob,
   createClient,
   getBudget,
   getLogEntries,
@@ -235,6 +236,33 @@ describe('refunds', () => {
   });
 });
 
+describe('cancelling a queued job', () => {
+  it('gives its submitter the charge back, logged, and refuses anyone else, a second cancel, and a job an enclave took', async () => {
+    const agreement = await establishDp(server.url, parties, work, { id: uniqueId('budget-cancel'), measurements: [QUEUED, RUN] });
+    const analyst = clientOf(parties.advertiser);
+    const job = await submitQuery(analyst, agreement.id, { sql: DP_SQL });
+    expect(exact((await getBudget(analyst, agreement.id)).collaboration.spent)).toEqual({ epsilon: '1/10', delta: '1/100000' });
+    const path = `/v1/collaborations/${agreement.id}/jobs/${job.id}`;
+    expectProblem(await inject(server, prepare({ clock }, { method: 'DELETE', path, as: parties.publisher })), 403, 'forbidden', 'only the submitter');
+
+    const cancelled = await cancelJob(analyst, agreement.id, job.id);
+    expect(cancelled).toMatchObject({ state: 'failed', error: 'cancelled: withdrawn by its submitter before any enclave took it' });
+    expect(exact((await getBudget(analyst, agreement.id)).collaboration.spent)).toEqual({ epsilon: '0', delta: '0' });
+    const events = (await eventsOf(agreement.id)).filter((e) => 'job' in e && e.job === job.id);
+    expect(events.map((e) => e.type)).toEqual(['job.submitted', 'privacy.charged', 'job.finished', 'privacy.refunded']);
+    expect(events[2]).toMatchObject({ actor: { kind: 'party', id: parties.advertiser.identity.id }, outcome: 'failed', code: 'cancelled' });
+    expect(events[3]).toMatchObject({ code: 'cancelled', cost: { epsilon: '1/10', delta: '1/100000' } });
+    expectProblem(await inject(server, prepare({ clock }, { method: 'DELETE', path, as: parties.advertiser })), 409, 'conflict', 'is not queued');
+
+    // Once an enclave has taken a job, it is the enclave's to end.
+    const taken = await submitQuery(analyst, agreement.id, { sql: DP_SQL });
+    expect((await worker.claim())?.id).toBe(taken.id);
+    expectProblem(await inject(server, prepare({ clock }, { method: 'DELETE', path: `/v1/collaborations/${agreement.id}/jobs/${taken.id}`, as: parties.advertiser })), 409, 'conflict');
+    await worker.finish(taken.id, { error: 'invalid-input: done with it' });
+    expect((await audit(parties.advertiser)).problems).toEqual([]);
+  }, 30_000);
+});
+
 describe('malus log audit over the budget', () => {
   it('recomputes the spent budget from the log alone and finds it equal to the server’s', async () => {
     const report = await audit(parties.advertiser);
@@ -317,7 +345,7 @@ describe('malus log audit over the budget', () => {
         agreement: agreementHash(tampered),
         datasets: [],
       });
-      const [empty, unlimited, twice] = ['a', 'b', 'c'].map((c) => `job-${c.repeat(32)}`) as [string, string, string];
+      const [empty, unlimited, twice, taken] = ['a', 'b', 'c', '9'].map((c) => `job-${c.repeat(32)}`) as [string, string, string, string];
       const worker = { kind: 'enclave', id: 'w'.repeat(16) } as const;
       await server.store.log.append(
         [
@@ -330,6 +358,12 @@ describe('malus log audit over the budget', () => {
           { ...base, actor: worker, type: 'job.finished', job: twice, outcome: 'succeeded', result: `sha256:${'0'.repeat(64)}` },
           { ...base, actor: worker, type: 'job.finished', job: twice, outcome: 'failed', result: null, code: 'invalid-input' },
           { ...base, actor: server_, type: 'privacy.refunded', job: twice, analyst, period, cost: { epsilon: '1/10' }, code: 'invalid-input' },
+          // "Cancelled" after an enclave took the job, and by the enclave rather than the submitter.
+          submittedBy(taken),
+          { ...base, actor: server_, type: 'privacy.charged', job: taken, analyst, period, cost: { epsilon: '1/10' } },
+          { ...base, actor: { kind: 'server', id: 'malus-queue' }, type: 'job.started', job: taken, worker: worker.id, platform: 'sim', measurement: 'ab'.repeat(48) },
+          { ...base, actor: worker, type: 'job.finished', job: taken, outcome: 'failed', result: null, code: 'cancelled' },
+          { ...base, actor: server_, type: 'privacy.refunded', job: taken, analyst, period, cost: { epsilon: '1/10' }, code: 'cancelled' },
         ].map((event) => toLogAppend(event as LogEvent)),
       );
       await server.log.sync();
@@ -340,6 +374,8 @@ describe('malus log audit over the budget', () => {
           expect.stringContaining(`charges job ${unlimited} rho, which the budget does not limit`),
           expect.stringContaining(`finishes job ${twice} a second time`),
           expect.stringContaining(`refunds job ${twice}, which did not fail before its query ran (succeeded)`),
+          expect.stringContaining(`cancels job ${taken}, which an enclave had taken`),
+          expect.stringContaining(`cancels job ${taken} for someone other than its submitter`),
         ]),
       );
     }, 30_000);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { getJob, getJobReceipt, listJobs, type JobView } from '../../client/index.js';
+import { cancelJob, getJob, getJobReceipt, listJobs, type JobView } from '../../client/index.js';
 import { MalusError } from '../../errors/index.js';
 import { printJson, writeOrPrint, type CliIo } from '../io.js';
 import { clientFor, withServerOptions, type CollabServerOptions } from '../server-options.js';
@@ -59,6 +59,18 @@ export function registerJob(program: Command, io: CliIo): void {
       else io.out(describeJob(view));
     },
   );
+
+  withServerOptions(
+    job
+      .command('cancel')
+      .description('withdraw a queued job you submitted (one no enclave has taken): it fails as cancelled and its privacy charge comes back')
+      .argument('<job>', 'the job id'),
+    { collab: true },
+  ).action(async (id: string, options: CollabServerOptions) => {
+    const view = await cancelJob(clientFor(io, options), options.collab, checkJobId(id));
+    if (options.json === true) printJson(io, view);
+    else io.out(`cancelled ${view.id}: ${view.state} (${view.error ?? ''})\n`);
+  });
 
   withServerOptions(
     job

@@ -17,7 +17,7 @@ import {
 import { issueChallenge } from '../../keyrelease/index.js';
 import { z } from 'zod';
 import { callerOf } from '../auth.js';
-import { claimJob, finishJob, getJob, jobReceipt, listJobs, registerWorker, submitJob } from '../confidential.js';
+import { cancelJob, claimJob, finishJob, getJob, jobReceipt, listJobs, registerWorker, submitJob } from '../confidential.js';
 import type { ServerContext } from '../context.js';
 
 // Enclave workers and the job queue: analysts and providers submit jobs; attested workers
@@ -108,6 +108,17 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
         response: { 200: jobView, ...authenticatedErrors },
       },
       handler: async (request) => getJob(ctx, callerOf(request), request.params.id, request.params.job),
+    });
+
+    app.delete('/v1/collaborations/:id/jobs/:job', {
+      schema: {
+        summary: 'Cancel a queued job (its submitter only): it fails with code cancelled and its privacy charge comes back',
+        tags: ['jobs'],
+        security,
+        params: jobParams,
+        response: { 200: jobView, 403: problemSchema, 409: problemSchema, ...authenticatedErrors },
+      },
+      handler: async (request) => cancelJob(ctx, callerOf(request), request.params.id, request.params.job),
     });
 
     app.get('/v1/collaborations/:id/jobs/:job/receipt', {

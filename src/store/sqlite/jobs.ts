@@ -121,6 +121,9 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   const end = db.prepare<[string, string | null, string | null, string, string, string]>(
     `UPDATE jobs SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ? AND worker_id = ? AND state = 'running'`,
   );
+  const cancelQueued = db.prepare<[string, string, string, string]>(
+    `UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE id = ? AND submitted_by = ? AND state = 'queued'`,
+  );
   const markFinishedEntry = db.prepare<[number, string]>('UPDATE jobs SET finished_entry = ? WHERE id = ?');
   const ofCollaboration = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE collaboration_id = ? ORDER BY seq DESC`);
   const appendEvents = logAppender(db);
@@ -221,6 +224,22 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     },
   );
 
+  const cancelOnce = db.transaction(
+    (id: string, submittedBy: string, error: string, now: string, events: readonly LogAppend[], refund: (charge: PrivacyChargeRecord) => LogAppend) => {
+      if (cancelQueued.run(error, now, id, submittedBy).changes !== 1) {
+        throw new MalusError('conflict', `job ${id} is not queued: only a job no enclave has taken can be cancelled`);
+      }
+      if (events.length > 0) markFinishedEntry.run(appendEvents(events), id);
+      // No enclave took the job, so nothing was read: its charge comes back, once.
+      const charged = chargeOfJob.get(id, 'charge');
+      if (charged !== undefined && chargeOfJob.get(id, 'refund') === undefined) {
+        const charge = toCharge(charged);
+        recordCharge({ ...charge, kind: 'refund', createdAt: now }, refund(charge));
+      }
+      return select.get(id) as JobRow;
+    },
+  );
+
   return {
     create(job, events = [], charge) {
       return attempt(db, 'queue a job', () => {
@@ -278,6 +297,9 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         );
         return toJob(row);
       });
+    },
+    cancel(id, submittedBy, error, now, events = [], refund) {
+      return attempt(db, 'cancel a job', () => toJob(cancelOnce.immediate(id, submittedBy, error, now.toISOString(), events, refund)));
     },
     list(collaborationId) {
       return attempt(db, 'list jobs', () => ofCollaboration.all(collaborationId).map(toJob));
