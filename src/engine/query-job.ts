@@ -3,7 +3,7 @@ import type { Agreement } from '../agreement/index.js';
 import { MalusError, isMalusError } from '../errors/index.js';
 import { verifyManifest, type SignedManifest } from '../ingest/index.js';
 import { keyCommitment, sha256Ref } from '../keyrelease/index.js';
-import { cryptoBytes, type RandomBytes } from '../dp/index.js';
+import { cryptoBytes, isRefundable, type RandomBytes } from '../dp/index.js';
 import { DP_SEED_PARAMETER, RELEASE_COLUMN, checkQuery, type BoundParameter, type CheckedQuery, type QueryPrivacy, type QueryRequest } from '../rules/index.js';
 import { privateRelease } from './dp-release.js';
 import { encodeResultRows, sealResult, sealedCiphertext, type ResultColumn, type ResultReceiver, type ResultValue, type SealedResult } from './result.js';
@@ -118,18 +118,35 @@ export async function runPrivateSql(
     if (isMalusError(error, 'query-timeout') || isMalusError(error, 'result-too-large') || isMalusError(error, 'query-failed')) throw error;
     throw new MalusError('query-failed', 'the query failed in the enclave');
   }
-  // The admitted rows (already counted against the caps), or a public domain's rows, in its order.
-  const rows = release.finish() as ResultValue[][];
-  const maxRows = limits.maxRows ?? DEFAULT_QUERY_LIMITS.maxRows;
-  if (rows.length > maxRows) throw new MalusError('result-too-large', `the result has more than ${maxRows} rows`);
-  const columns = release.columns(run.columns);
-  const payload = encodeResultRows(columns, rows, { accounting: query.privacy.accounting, cost: query.privacy.cost, columns: release.noisy() });
-  const maxBytes = limits.maxBytes ?? DEFAULT_QUERY_LIMITS.maxBytes;
-  if (payload.length > maxBytes) {
-    payload.fill(0);
-    throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
+  const ran = run;
+  return afterTheData(() => {
+    // The admitted rows (already counted against the caps), or a public domain's rows, in its order.
+    const rows = release.finish() as ResultValue[][];
+    const maxRows = limits.maxRows ?? DEFAULT_QUERY_LIMITS.maxRows;
+    if (rows.length > maxRows) throw new MalusError('result-too-large', `the result has more than ${maxRows} rows`);
+    const columns = release.columns(ran.columns);
+    const payload = encodeResultRows(columns, rows, { accounting: query.privacy.accounting, cost: query.privacy.cost, columns: release.noisy() });
+    const maxBytes = limits.maxBytes ?? DEFAULT_QUERY_LIMITS.maxBytes;
+    if (payload.length > maxBytes) {
+      payload.fill(0);
+      throw new MalusError('result-too-large', `the result is larger than ${maxBytes} bytes`);
+    }
+    return { columns, rows, payload };
+  });
+}
+
+/**
+ * Runs what follows the query's read of the data. A failure there keeps the job's charge whatever
+ * raised it: a refundable code (REFUNDABLE_FAILURES) becomes `internal`, since whether the work
+ * after the read fails can depend on the data.
+ */
+export function afterTheData<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (isMalusError(error) && isRefundable(error.code)) throw new MalusError('internal', 'the job failed after its query read the data');
+    throw error;
   }
-  return { columns, rows, payload };
 }
 
 /** The receivers' X25519 keys, from the agreement's parties. */
@@ -188,7 +205,9 @@ export async function runQuery(
         ? await runGovernedSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters }, ctx.limits)
         : await runPrivateSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters, privacy }, ctx.limits);
     try {
-      const sealed = await sealResult({ jobId: ctx.jobId, payload: result.payload, receivers });
+      const sealed = await sealResult({ jobId: ctx.jobId, payload: result.payload, receivers }).catch((error: unknown) => afterTheData(() => {
+        throw error;
+      }));
       const output: QueryOutput = {
         query: {
           hash: plan.checked.queryHash,

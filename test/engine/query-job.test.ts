@@ -504,3 +504,22 @@ describe('query jobs in the enclave', () => {
     }
   });
 });
+
+describe('failures after a query read the data', () => {
+  it('never come back refundable: a refundable code becomes internal, others pass as they are', async () => {
+    const { afterTheData } = await import('../../src/engine/query-job.js');
+    const thrown = (work: () => unknown): unknown => {
+      try {
+        work();
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    for (const code of ['invalid-input', 'agreement-invalid', 'forbidden'] as const) {
+      expect(thrown(() => afterTheData(() => { throw new MalusError(code, 'x'); }))).toMatchObject({ code: 'internal', message: 'the job failed after its query read the data' });
+    }
+    expect(thrown(() => afterTheData(() => { throw new MalusError('result-too-large', 'big'); }))).toMatchObject({ code: 'result-too-large' });
+    expect(afterTheData(() => 7)).toBe(7);
+  });
+});
