@@ -115,8 +115,16 @@ async function newWorker(measurement = server.simMeasurement): Promise<Worker> {
   return { identity, sim, attester };
 }
 
-/** Queues a key-check job as the advertiser and has `worker` claim it. */
+/** The job each worker holds: a worker asking again while it holds one is given that one again. */
+const held = new Map<Worker, string>();
+
+/** Queues a key-check job as the advertiser and has `worker` claim it (ending the one it held first). */
 async function runningJob(collaboration: Collaboration, worker: Worker): Promise<string> {
+  const previous = held.get(worker);
+  if (previous !== undefined) {
+    await send({ method: 'POST', path: `/v1/workers/me/jobs/${previous}/finish`, json: { error: 'invalid-input: the test is done with it' }, as: worker.identity.keys });
+    held.delete(worker);
+  }
   const submitted = await send({
     method: 'POST',
     path: `/v1/collaborations/${collaboration.id}/jobs`,
@@ -128,6 +136,7 @@ async function runningJob(collaboration: Collaboration, worker: Worker): Promise
   const claimed = await send({ method: 'POST', path: '/v1/workers/me/claim', as: worker.identity.keys });
   expect(claimed.statusCode, claimed.body).toBe(200);
   expect((claimed.json() as { job: { id: string } | null }).job?.id).toBe(jobId);
+  held.set(worker, jobId);
   return jobId;
 }
 

@@ -231,8 +231,10 @@ describe.each([
       await store.jobs.create(newer);
       expect(await store.jobs.claim('worker-x', 'c3'.repeat(48), at(1))).toBeUndefined();
       expect((await store.jobs.claim('worker-1', M1, at(1)))?.id).toBe(newer.id);
-      expect(await store.jobs.claim('worker-1', M1, at(2))).toBeUndefined();
+      expect(await store.jobs.claim('worker-3', M1, at(2))).toBeUndefined();
       expect((await store.jobs.claim('worker-2', M2, at(3)))?.id).toBe(older.id);
+      // A worker that asks while it holds a job (its claim's answer was lost) gets that job again.
+      expect((await store.jobs.claim('worker-1', M1, at(4)))?.id).toBe(newer.id);
     });
 
     it('finds a job for a worker behind a long queue of jobs for other measurements', async () => {
@@ -268,14 +270,16 @@ describe.each([
         return [event('collab-a', 'job.started')];
       };
       expect((await store.jobs.claim('worker-1', M1, at(1), started))?.id).toBe(queued.id);
-      expect(await store.jobs.claim('worker-1', M1, at(2), started)).toBeUndefined();
+      expect(await store.jobs.claim('worker-2', M1, at(2), started)).toBeUndefined();
+      // The held job again, with no second entry.
+      expect((await store.jobs.claim('worker-1', M1, at(2), started))?.id).toBe(queued.id);
       expect(seen).toEqual([`${queued.id}:running:worker-1`]);
       expect((await store.log.entriesOf(['collab-a'])).map((e) => e.type)).toEqual(['job.started']);
       // An event that cannot be appended undoes the claim.
       const other = job();
       await store.jobs.create(other);
       const broken = (): LogAppend[] => [{ ...event('collab-a', 'job.started'), leafHash: new Uint8Array(3) }];
-      expect(await rejectionCode(store.jobs.claim('worker-1', M1, at(3), broken))).toBe('invalid-input');
+      expect(await rejectionCode(store.jobs.claim('worker-2', M1, at(3), broken))).toBe('invalid-input');
       expect((await store.jobs.get(other.id))?.state).toBe('queued');
     });
 

@@ -210,11 +210,12 @@ describe('the privacy accountant in the store', () => {
     const charged = [await queue(store, { epsilon: '1/10' }, budget), await queue(store, { epsilon: '1/10' }, budget)];
     const free = job();
     await store.jobs.create(free, [submitted(free)]);
-    for (let i = 0; i < 3; i += 1) await store.jobs.claim('worker-1', M1, at(1));
+    // Three workers, one job each (a worker holding a job is given that one again).
+    for (let i = 0; i < 3; i += 1) await store.jobs.claim(`worker-${i}`, M1, at(1));
     const size = await store.log.size();
-    await store.jobs.finish(charged[0]?.record.id ?? '', 'worker-1', { state: 'failed', error: 'query-failed: x' }, at(2));
+    await store.jobs.finish(charged[0]?.record.id ?? '', 'worker-0', { state: 'failed', error: 'query-failed: x' }, at(2));
     await store.jobs.finish(charged[1]?.record.id ?? '', 'worker-1', { state: 'succeeded', result: { ok: true } }, at(2), [], refund('invalid-input'));
-    await store.jobs.finish(free.id, 'worker-1', { state: 'failed', error: 'invalid-input: x' }, at(2), [], refund('invalid-input'));
+    await store.jobs.finish(free.id, 'worker-2', { state: 'failed', error: 'invalid-input: x' }, at(2), [], refund('invalid-input'));
     expect(await store.log.size()).toBe(size);
     expect((await store.jobs.charges(COLLAB)).map((r) => r.kind)).toEqual(['charge', 'charge']);
   });
