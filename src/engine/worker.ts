@@ -312,6 +312,32 @@ async function reportFailure(ctx: WorkerContext, jobId: string, message: string)
   }
 }
 
+/**
+ * Delivers a job's result, trying again while the server cannot be reached or fails, as
+ * reportFailure does: a result lost to a dropped connection would otherwise turn into a charged
+ * result-undelivered. When a try after such a failure is refused because the job is no longer
+ * running on this worker, the earlier try got through (nothing else ends a running job), and the
+ * result is delivered. Any other refusal is thrown.
+ */
+async function deliverResult(ctx: WorkerContext, jobId: string, result: JobResult): Promise<void> {
+  const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;
+  let retried = false;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await ctx.port.finish(jobId, { result });
+      return;
+    } catch (error) {
+      if (retried && error instanceof MalusError && error.code === 'conflict') return;
+      const transient = !(error instanceof MalusError) || ERROR_CODES[error.code].exit === 3;
+      const delay = delays[attempt];
+      if (!transient || delay === undefined) throw error;
+      ctx.log?.('warn', 'job result not delivered yet', { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
+      retried = true;
+      await new Promise((resume) => setTimeout(resume, delay));
+    }
+  }
+}
+
 /** Claims and runs at most one job; true when there was one. */
 export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
   const job = await ctx.port.claim();
@@ -327,7 +353,7 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     return true;
   }
   try {
-    await ctx.port.finish(job.id, { result });
+    await deliverResult(ctx, job.id, result);
     ctx.log?.('info', 'job finished', { job: job.id });
   } catch (error) {
     // The result may have left the enclave even though the server refused it (the operator holds

@@ -25,7 +25,7 @@ import {
   type SignedStatement,
   type WorkerContext,
 } from '../../src/engine/index.js';
-import { isMalusError } from '../../src/errors/index.js';
+import { MalusError, isMalusError } from '../../src/errors/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
 import { keyCommitment } from '../../src/keyrelease/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -295,6 +295,32 @@ describe('runJob against a real server', () => {
     const done = await getJob(advertiser, agreement.id, submitted.id);
     expect(done.state).toBe('failed');
     expect(done.error).toMatch(/^result-undelivered: the server did not accept the result \(signature-invalid: /);
+  });
+
+  it('delivers a result again after a dropped connection, and takes a refusal of the repeat as the first having got through', async () => {
+    const advertiser = createClient({ server: server.url, keys: parties.advertiser });
+    // The faults are a connection that breaks before the request leaves, and one that breaks after
+    // the server has taken it (the answer lost); the server itself is the real one.
+    for (const reaches of [false, true]) {
+      const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: [dataset] });
+      let broken = false;
+      const dropping: WorkerContext = {
+        ...ctx,
+        failureReportDelaysMs: [1, 1, 1],
+        port: {
+          ...ctx.port,
+          finish: async (jobId, outcome) => {
+            if (!('result' in outcome) || broken) return ctx.port.finish(jobId, outcome);
+            broken = true;
+            if (reaches) await ctx.port.finish(jobId, outcome);
+            throw new MalusError('server-unreachable', 'the connection was reset');
+          },
+        },
+      };
+      expect(await pollOnce(dropping)).toBe(true);
+      const done = await getJob(advertiser, agreement.id, submitted.id);
+      expect([reaches, done.state, done.error]).toEqual([reaches, 'succeeded', null]);
+    }
   });
 
   it('fails a job whose key no service holds, with the code and no key bytes (pollOnce)', async () => {
