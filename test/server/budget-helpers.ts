@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { agreementHash, assertAgreement, exampleAgreement, signAgreement, type Agreement, type PrivacySettings } from '../../src/agreement/index.js';
 import { createClient, proposeCollaboration, signCollaboration, uploadDataset } from '../../src/client/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
+import { datasetOf, impressionsSql } from '../engine/query-fixtures.js';
 import { writePreparedDataset } from '../ingest/make-dataset.js';
 import type { Parties } from './helpers.js';
 
@@ -33,14 +34,21 @@ export function dpAgreement(parties: Parties, options: DpOptions): Agreement {
   return assertAgreement({ ...base, privacy }, 'DP test agreement');
 }
 
-/** Proposes and signs the agreement on a running server and uploads one impressions dataset. */
-export async function establishDp(server: string, parties: Parties, work: string, options: DpOptions): Promise<Agreement> {
+/**
+ * Proposes and signs the agreement on a running server and uploads one impressions dataset: real
+ * rows (impressionsSql) with `rows: true`, else a payload no enclave can read, for jobs that never run.
+ */
+export async function establishDp(server: string, parties: Parties, work: string, options: DpOptions & { readonly rows?: boolean }): Promise<Agreement> {
   const agreement = dpAgreement(parties, options);
   const client = (keys: PartyKeys) => createClient({ server, keys });
   const signature = (party: PartyKeys) => signAgreement(agreement, agreementHash(agreement), { partyId: party.identity.id, signingSecret: party.signingSecret }, new Date());
   await proposeCollaboration(client(parties.advertiser), { agreement, signature: signature(parties.advertiser) });
   await signCollaboration(client(parties.publisher), agreement.id, signature(parties.publisher));
-  const folder = await writePreparedDataset(`${work}/${agreement.id}-impressions`, { agreement, table: 'impressions', keys: parties.publisher, payload: randomBytes(1024) });
+  const impressions = impressionsSql();
+  const folder =
+    options.rows === true
+      ? await datasetOf(work, { agreement, table: 'impressions', keys: parties.publisher, sql: impressions.sql, rows: impressions.rows })
+      : await writePreparedDataset(`${work}/${agreement.id}-impressions`, { agreement, table: 'impressions', keys: parties.publisher, payload: randomBytes(1024) });
   await uploadDataset(client(parties.publisher), { dir: folder.dir, agreement });
   return agreement;
 }

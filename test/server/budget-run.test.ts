@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agreementHash, signAgreement, type Agreement } from '../../src/agreement/index.js';
-import { createClient, getBudget, getLogKey, proposeCollaboration, runAudit, signCollaboration, submitQuery, uploadDataset, waitForJob } from '../../src/client/index.js';
+import type { Agreement } from '../../src/agreement/index.js';
+import { createClient, getBudget, getLogKey, runAudit, submitQuery, waitForJob } from '../../src/client/index.js';
 import { verifyStatementSignature, type SignedStatement } from '../../src/engine/index.js';
 import { isMalusError } from '../../src/errors/index.js';
 import type { PartyKeys } from '../../src/identity/index.js';
 import { parseVerifierKey } from '../../src/ledger/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
-import { datasetOf, impressionsSql } from '../engine/query-fixtures.js';
-import { DP_SQL, dpAgreement } from './budget-helpers.js';
+import { DP_SQL, establishDp } from './budget-helpers.js';
 import { makeParties, removeDir, tempDir, uniqueId, type Parties } from './helpers.js';
 
 // The race of budget.test.ts carried through to the end: a server with its in-process sim enclave
@@ -29,13 +28,7 @@ beforeAll(async () => {
   work = tempDir('malus-budget-run-work-');
   server = await startServer({ dataDir, host: '127.0.0.1', port: 0, simMeasurement: MEASUREMENT, workerPollIntervalMs: 20 });
   parties = makeParties('Budget run ');
-  agreement = dpAgreement(parties, { id: uniqueId('budget-run'), measurements: [MEASUREMENT] });
-  const signature = (party: PartyKeys) => signAgreement(agreement, agreementHash(agreement), { partyId: party.identity.id, signingSecret: party.signingSecret }, new Date());
-  await proposeCollaboration(clientOf(parties.advertiser), { agreement, signature: signature(parties.advertiser) });
-  await signCollaboration(clientOf(parties.publisher), agreement.id, signature(parties.publisher));
-  const impressions = impressionsSql();
-  const dataset = await datasetOf(work, { agreement, table: 'impressions', keys: parties.publisher, sql: impressions.sql, rows: impressions.rows });
-  await uploadDataset(clientOf(parties.publisher), { dir: dataset.dir, agreement });
+  agreement = await establishDp(server.url, parties, work, { id: uniqueId('budget-run'), measurements: [MEASUREMENT], rows: true });
 }, 60_000);
 
 afterAll(async () => {

@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agreementHash, signAgreement } from '../../src/agreement/index.js';
-import { createClient, proposeCollaboration, signCollaboration, submitQuery, uploadDataset } from '../../src/client/index.js';
-import type { PartyKeys } from '../../src/identity/index.js';
+import { createClient, submitQuery } from '../../src/client/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
-import { datasetOf, impressionsSql } from '../engine/query-fixtures.js';
-import { DP_SQL, dpAgreement } from './budget-helpers.js';
+import { DP_SQL, establishDp } from './budget-helpers.js';
 import { makeParties, removeDir, tempDir, uniqueId } from './helpers.js';
 
 // Closing `malus serve` (what SIGTERM does) while its in-process worker runs a charged query job:
@@ -30,16 +27,8 @@ describe('closing the server while its worker runs a job', () => {
   it('lets the job finish and report first, then closes', async () => {
     let server: RunningServer | undefined = await startServer({ dataDir, host: '127.0.0.1', port: 0, simMeasurement: MEASUREMENT, workerPollIntervalMs: 10 });
     const parties = makeParties('Serve close ');
-    const agreement = dpAgreement(parties, { id: uniqueId('serve-close'), measurements: [MEASUREMENT] });
-    const clientOf = (keys: PartyKeys) => createClient({ server: server?.url ?? '', keys });
-    const signature = (party: PartyKeys) => signAgreement(agreement, agreementHash(agreement), { partyId: party.identity.id, signingSecret: party.signingSecret }, new Date());
-    await proposeCollaboration(clientOf(parties.advertiser), { agreement, signature: signature(parties.advertiser) });
-    await signCollaboration(clientOf(parties.publisher), agreement.id, signature(parties.publisher));
-    const impressions = impressionsSql();
-    const dataset = await datasetOf(work, { agreement, table: 'impressions', keys: parties.publisher, sql: impressions.sql, rows: impressions.rows });
-    await uploadDataset(clientOf(parties.publisher), { dir: dataset.dir, agreement });
-
-    const job = await submitQuery(clientOf(parties.advertiser), agreement.id, { sql: DP_SQL });
+    const agreement = await establishDp(server.url, parties, work, { id: uniqueId('serve-close'), measurements: [MEASUREMENT], rows: true });
+    const job = await submitQuery(createClient({ server: server.url, keys: parties.advertiser }), agreement.id, { sql: DP_SQL });
     // Close as soon as the worker has claimed the job, while it runs.
     for (;;) {
       const state = (await server.store.jobs.get(job.id))?.state;
