@@ -16,12 +16,22 @@ export interface CollabServerOptions extends ServerOptions {
   collab: string;
 }
 
+const COLLABORATION_ID = /^[a-z0-9][a-z0-9._-]{2,63}$/;
+
+/** --collab, checked here rather than by the server: a malformed id could never name a collaboration. */
+export function collaborationIdOption(value: string): string {
+  if (!COLLABORATION_ID.test(value)) {
+    throw new MalusError('usage', `--collab ${JSON.stringify(value)}: expected a collaboration id (3 to 64 characters: a-z, 0-9, ".", "_", "-", starting with a letter or digit)`);
+  }
+  return value;
+}
+
 export function withServerOptions(command: Command, options: { collab?: boolean } = {}): Command {
   const withServer = command
     .requiredOption('--server <url>', 'the Malus server, e.g. http://127.0.0.1:8787')
     .requiredOption('--key <keyfile>', 'your party key file (it signs every request)')
     .option('--passphrase-env <var>', 'environment variable holding the key file passphrase');
-  return (options.collab === true ? withServer.requiredOption('--collab <id>', 'the collaboration id') : withServer).option('--json', 'print JSON');
+  return (options.collab === true ? withServer.requiredOption('--collab <id>', 'the collaboration id', collaborationIdOption) : withServer).option('--json', 'print JSON');
 }
 
 export function clientFor(io: CliIo, options: ServerOptions): MalusClient {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertFreshBuild, hasStackTrace, malus, removeDir, tempDir } from './helpers.js';
@@ -89,6 +89,32 @@ describe.concurrent('malus dataset prepare', () => {
     const failed = await prepare('nested-bad.csv', 'new-parent/deeper/out');
     expect(failed.code).toBe(2);
     expect(existsSync(join(dir, 'new-parent'))).toBe(false);
+  });
+
+  it('names the mistake, exit 2, for a folder given as input, a quote that is the delimiter, a linked --out, and CSV options on Parquet', async () => {
+    mkdirSync(join(dir, 'folder.csv'), { recursive: true });
+    const folder = await prepare('folder.csv', 'out-folder');
+    expect([folder.code, folder.stderr]).toEqual([2, 'error: cannot read input folder.csv: it is a folder, not a file\n']);
+    const same = await prepare('good.csv', 'out-same', { MALUS_JOIN_SECRET: secret }, ['--delimiter', ';', '--quote', ';']);
+    expect([same.code, same.stderr]).toEqual([2, 'error: --quote and --delimiter must be different characters\n']);
+    symlinkSync(join(dir, 'nowhere'), join(dir, 'linked'));
+    const linked = await prepare('good.csv', 'linked');
+    expect([linked.code, linked.stderr]).toEqual([2, 'error: output folder linked is a symbolic link: give the folder itself\n']);
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const instance = await DuckDBInstance.create(':memory:', { temp_directory: '' });
+    const connection = await instance.connect();
+    await connection.run(`COPY (SELECT * FROM read_csv('${join(dir, 'good.csv')}', all_varchar = true)) TO '${join(dir, 'good.parquet')}' (FORMAT parquet)`);
+    connection.closeSync();
+    instance.closeSync();
+    const parquet = await prepare('good.parquet', 'out-parquet-flags', { MALUS_JOIN_SECRET: secret }, ['--delimiter', ';', '--no-header']);
+    expect([parquet.code, parquet.stderr]).toEqual([2, 'error: --delimiter, --no-header are for CSV input; the input is Parquet\n']);
+    const named = await prepare('good.csv', 'out-named', { OTHER_SECRET: '' }, ['--join-secret-env', 'OTHER_SECRET']);
+    expect([named.code, named.stderr]).toEqual([2, "error: table conversions pseudonymizes email_hash: give the providers' shared join secret (OTHER_SECRET)\n"]);
+    const badCollab = await run(['dataset', 'join-secret', '--collab', 'Bad ID!!']);
+    expect(badCollab.code).toBe(2);
+    expect(badCollab.stderr).toContain('error: --collab "Bad ID!!": expected a collaboration id');
+    expect(badCollab.stdout).toBe('');
+    for (const out of ['out-folder', 'out-same', 'out-parquet-flags', 'out-named']) expect(existsSync(join(dir, out))).toBe(false);
   });
 
   it('refuses a missing and a malformed join secret without echoing it', async () => {

@@ -18,6 +18,7 @@ import {
   type PayloadCompression,
 } from '../../ingest/index.js';
 import { loadKeys, printJson, type CliIo } from '../io.js';
+import { collaborationIdOption } from '../server-options.js';
 import { readAgreementFile } from './agreement.js';
 
 interface PrepareOptions {
@@ -95,6 +96,7 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
           ...(options.encoding === undefined ? {} : { encoding: options.encoding }),
         },
         keys,
+        joinSecretSource: options.joinSecretEnv,
         out: options.out,
         ...(options.dataset === undefined ? {} : { dataset: options.dataset }),
         ...(options.compression === undefined ? {} : { compression: options.compression }),
@@ -117,7 +119,7 @@ export function registerDatasetPrepare(dataset: Command, io: CliIo): void {
   dataset
     .command('join-secret')
     .description("make the providers' shared join secret and the commitment the agreement records (joinKey.commitment)")
-    .requiredOption('--collab <id>', 'the collaboration id: the join key is derived per collaboration')
+    .requiredOption('--collab <id>', 'the collaboration id: the join key is derived per collaboration', collaborationIdOption)
     .option('--check-env <var>', 'instead of making one, print the commitment of the secret in this environment variable')
     .action((options: { collab: string; checkEnv?: string }) => {
       let secret: Uint8Array;

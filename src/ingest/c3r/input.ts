@@ -1,6 +1,6 @@
 // Loading an input file, CSV or Parquet, into one shape: headers, column types and rows, plus a
 // way to name a row in messages (its line in a CSV file, its position in a Parquet file).
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { VARCHAR, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import { MalusError } from '../../errors/index.js';
@@ -45,6 +45,11 @@ export interface LoadOptions {
 export function checkInputFile(path: string): void {
   if (!existsSync(path)) throw new MalusError('file-unreadable', `cannot read ${path}: ENOENT`);
   if (statSync(path).isDirectory()) throw new MalusError('file-unreadable', `cannot read ${path}: it is a directory`);
+  try {
+    closeSync(openSync(path, 'r'));
+  } catch (error) {
+    throw new MalusError('file-unreadable', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
 }
 
 export async function loadTable(path: string, format: C3rFileFormat, options: LoadOptions): Promise<LoadedTable> {

@@ -1,7 +1,7 @@
 // Output files are never half-written: the data goes to a temporary file next to the output, which
 // is renamed over the output only once everything succeeded. An existing output is replaced only
 // when asked (C3R's --overwrite).
-import { chmodSync, closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { MalusError } from '../../errors/index.js';
@@ -16,6 +16,12 @@ export function checkOutputPath(input: string, output: string, overwrite: boolea
   const directory = dirname(resolve(output));
   if (!existsSync(directory) || !statSync(directory).isDirectory()) {
     throw new MalusError('file-unreadable', `cannot write ${output}: directory ${dirname(output)} does not exist`);
+  }
+  // Checked before any work, and on a dry run too: the output goes to a new file in this folder.
+  try {
+    accessSync(directory, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new MalusError('file-unreadable', `cannot write ${output}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
 
@@ -34,6 +40,9 @@ export async function writeAtomically(output: string, overwrite: boolean, write:
     renameSync(temporary, output);
   } catch (error) {
     rmSync(temporary, { force: true });
+    // A system error (a full disk, a folder made read-only meanwhile) names the output and its code.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!(error instanceof MalusError) && typeof code === 'string') throw new MalusError('file-unreadable', `cannot write ${output}: ${code}`);
     throw error;
   }
 }

@@ -5,6 +5,7 @@ import {
   createReadStream,
   createWriteStream,
   existsSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -12,7 +13,6 @@ import {
   rmSync,
   readSync,
   rmdirSync,
-  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -54,6 +54,8 @@ export interface PrepareParameters {
   readonly dataset?: string;
   /** The providers' shared join secret; needed when the table has identity or join columns. */
   readonly joinSecret?: Uint8Array;
+  /** Where the join secret comes from, as messages name it (default MALUS_JOIN_SECRET). */
+  readonly joinSecretSource?: string;
   /**
    * The C3R collaboration's shared secret; needed, and only then used, when the table says
    * `c3r.decryptInEnclave`. It travels inside the encrypted payload only (Parquet key-value
@@ -92,11 +94,11 @@ function findTable(agreement: Agreement, name: string, owner: string): Table {
   return table;
 }
 
-function joinKeyFor(agreement: Agreement, table: Table, secret: Uint8Array | undefined): Uint8Array | undefined {
+function joinKeyFor(agreement: Agreement, table: Table, secret: Uint8Array | undefined, source = 'MALUS_JOIN_SECRET'): Uint8Array | undefined {
   const columns = pseudonymizedColumns(table);
   if (columns.length === 0) return undefined;
   if (secret === undefined) {
-    throw new MalusError('usage', `table ${table.name} pseudonymizes ${columns.join(', ')}: give the providers' shared join secret (MALUS_JOIN_SECRET)`);
+    throw new MalusError('usage', `table ${table.name} pseudonymizes ${columns.join(', ')}: give the providers' shared join secret (${source})`);
   }
   const key = deriveJoinKey(secret, agreement.id);
   const expected = agreement.joinKey?.commitment;
@@ -158,10 +160,23 @@ interface OutputDir {
   readonly createdAbove: string | undefined;
 }
 
+/** A system error while making the output, named with the folder and its code. */
+const cannotWrite = (out: string, error: unknown): MalusError =>
+  new MalusError('file-unreadable', `cannot write output folder ${out}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+
 function prepareOutputDir(out: string): OutputDir {
   const final = resolve(out);
-  if (existsSync(final)) {
-    if (!statSync(final).isDirectory()) throw new MalusError('usage', `output folder ${out} exists and is not a folder`);
+  let found;
+  try {
+    found = lstatSync(final, { throwIfNoEntry: false });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') throw new MalusError('usage', `output folder ${out}: a path above it is a file, not a folder`);
+    throw cannotWrite(out, error);
+  }
+  if (found !== undefined) {
+    // The finished folder is renamed into place: a link there would be replaced, not followed.
+    if (found.isSymbolicLink()) throw new MalusError('usage', `output folder ${out} is a symbolic link: give the folder itself`);
+    if (!found.isDirectory()) throw new MalusError('usage', `output folder ${out} exists and is not a folder`);
     if (readdirSync(final).length > 0) throw new MalusError('usage', `output folder ${out} exists and is not empty`);
   }
   const parent = dirname(final);
@@ -171,10 +186,16 @@ function prepareOutputDir(out: string): OutputDir {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'EEXIST') throw new MalusError('usage', `output folder ${out}: a path above it is a file, not a folder`);
-    throw error;
+    throw cannotWrite(out, error);
   }
   const staging = join(parent, `.${basename(final)}.partial-${randomBytes(4).toString('hex')}`);
-  mkdirSync(staging, { mode: 0o700 });
+  try {
+    mkdirSync(staging, { mode: 0o700 });
+  } catch (error) {
+    const output = { final, staging, createdAbove };
+    removeOutputDir(output);
+    throw cannotWrite(out, error);
+  }
   return { final, staging, createdAbove };
 }
 
@@ -309,7 +330,7 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
   const { agreement, keys } = parameters;
   const owner = keys.identity.id;
   const table = findTable(agreement, parameters.table, owner);
-  const joinKey = joinKeyFor(agreement, table, parameters.joinSecret);
+  const joinKey = joinKeyFor(agreement, table, parameters.joinSecret, parameters.joinSecretSource);
   const c3rSecret = c3rSecretFor(table, parameters.c3rSecret);
   const dataset = parameters.dataset ?? table.name;
   if (!DATASET_ID_PATTERN.test(dataset)) {
@@ -381,8 +402,12 @@ export async function prepareDataset(parameters: PrepareParameters): Promise<Pre
     writeFileSync(join(staging, DATASET_FILES.dataKey), `${JSON.stringify(sealedKey, null, 2)}\n`, { mode: 0o600 });
     await Promise.all([synced, syncPath(join(staging, DATASET_FILES.manifest)), syncPath(join(staging, DATASET_FILES.dataKey))]);
     // Only an empty folder is replaced (rmdir refuses any other): nothing put there meanwhile is lost.
-    if (existsSync(final)) rmdirSync(final);
-    renameSync(staging, final);
+    try {
+      if (existsSync(final)) rmdirSync(final);
+      renameSync(staging, final);
+    } catch (error) {
+      throw cannotWrite(parameters.out, error);
+    }
     // The new name is durable once the folder that holds it is synced.
     await syncPath(dirname(final));
     return { dir: final, signed };

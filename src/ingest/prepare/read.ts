@@ -41,6 +41,29 @@ export function inferFormat(path: string): InputFormat {
 
 function checkChar(value: string | undefined, option: string): void {
   if (value !== undefined && Array.from(value).length !== 1) throw new MalusError('usage', `${option} must be exactly one character`);
+  if (value === '\n' || value === '\r') throw new MalusError('usage', `${option} cannot be a line break: lines end the rows`);
+}
+
+/** The dialect's characters must differ: a quote that is also the delimiter reads nothing sensibly. */
+function checkDialect(dialect: CsvDialect): void {
+  checkChar(dialect.delimiter, '--delimiter');
+  checkChar(dialect.quote, '--quote');
+  checkChar(dialect.escape, '--escape');
+  if ((dialect.quote ?? '"') === (dialect.delimiter ?? ',')) throw new MalusError('usage', '--quote and --delimiter must be different characters');
+}
+
+/** CSV's options given for another format are a mistake to say, not to ignore. */
+function checkDialectFits(format: InputFormat, dialect: CsvDialect): void {
+  if (format === 'csv') return;
+  const given = [
+    ['--delimiter', dialect.delimiter],
+    ['--quote', dialect.quote],
+    ['--escape', dialect.escape],
+    ['--null-string', dialect.nullString],
+    ['--encoding', dialect.encoding],
+    ['--no-header', dialect.header === false ? true : undefined],
+  ].filter(([, value]) => value !== undefined).map(([option]) => option);
+  if (given.length > 0) throw new MalusError('usage', `${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} for CSV input; the input is ${format === 'parquet' ? 'Parquet' : 'JSON lines'}`);
 }
 
 /** The first `bytes` bytes of a file. */
@@ -171,23 +194,27 @@ async function firstMalformedJsonLine(path: string): Promise<number | undefined>
 
 /** readFailure, with the line of a JSON-lines file that DuckDB could not read when there is one. */
 async function inputFailure(error: unknown, encoding: string, format: InputFormat, path: string): Promise<MalusError> {
-  const failure = readFailure(error, encoding);
+  const failure = readFailure(error, encoding, format, path);
   if (format !== 'jsonl' || failure.message !== 'the input is not valid JSON lines') return failure;
   const line = await firstMalformedJsonLine(path).catch(() => undefined);
   return line === undefined ? failure : new MalusError('invalid-input', `line ${line} is not a JSON object (the input must hold one per line)`);
 }
 
-/** DuckDB's messages quote the offending line; only its line number and kind may be shown. */
-function readFailure(error: unknown, encoding: string): MalusError {
-  const message = error instanceof Error ? error.message : String(error);
+/**
+ * DuckDB's messages quote the offending line; only its line number and kind may be shown. They
+ * also name the file, whose name must not decide the kind: it is cut out first, and the format
+ * the input was read as says which reader failed.
+ */
+function readFailure(error: unknown, encoding: string, format: InputFormat, path: string): MalusError {
+  const message = (error instanceof Error ? error.message : String(error)).split(path).join('<input>');
   const line = /on Line: (\d+)/i.exec(message)?.[1];
   const at = line === undefined ? 'the input' : `line ${line}`;
   if (/maximum line size/i.test(message)) return new MalusError('invalid-input', `${at} is longer than the maximum line size of ${MAX_LINE_BYTES} bytes`);
-  if (/unicode|encod/i.test(message)) return new MalusError('invalid-input', `${at} is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
-  if (/no such file|cannot open|could not open/i.test(message)) return new MalusError('file-unreadable', 'cannot open the input file');
-  if (/parquet/i.test(message)) return new MalusError('invalid-input', 'the input is not a readable Parquet file');
-  if (/json/i.test(message)) return new MalusError('invalid-input', 'the input is not valid JSON lines');
-  return new MalusError('invalid-input', `${at} could not be read as the given format`);
+  if (format === 'csv' && /unicode|encod/i.test(message)) return new MalusError('invalid-input', `${at} is not valid ${encoding.toUpperCase()}: set --encoding to the file's encoding`);
+  if (/no such file|cannot open|could not open|permission denied/i.test(message)) return new MalusError('file-unreadable', `cannot read input ${path}`);
+  if (format === 'parquet') return new MalusError('invalid-input', `the input ${path} is not a readable Parquet file`);
+  if (format === 'jsonl') return new MalusError('invalid-input', 'the input is not valid JSON lines');
+  return new MalusError('invalid-input', `${at} could not be read as CSV`);
 }
 
 const REJECT_MESSAGES: Record<string, (expected: number, encoding: string) => string> = {
@@ -260,10 +287,17 @@ export async function stageInput(
 ): Promise<StagedInput> {
   const { path, format, columns } = input;
   const dialect = input.dialect ?? {};
+  checkDialectFits(format, dialect);
   let size: number;
   try {
-    size = statSync(path).size;
+    const stat = statSync(path);
+    if (stat.isDirectory()) throw new MalusError('file-unreadable', `cannot read input ${path}: it is a folder, not a file`);
+    size = stat.size;
+    // Opened once here, so that a file this user may not read is named with its reason, not left
+    // to whichever reader meets it first.
+    closeSync(openSync(path, 'r'));
   } catch (error) {
+    if (error instanceof MalusError) throw error;
     throw new MalusError('file-unreadable', `cannot read input ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (size === 0) throw new MalusError('invalid-input', `the input ${path} is empty`);
@@ -273,9 +307,7 @@ export async function stageInput(
   let source: string;
   let select: string;
   if (format === 'csv') {
-    checkChar(dialect.delimiter, '--delimiter');
-    checkChar(dialect.quote, '--quote');
-    checkChar(dialect.escape, '--escape');
+    checkDialect(dialect);
     const header = dialect.header ?? true;
     const names = header ? csvHeader(path, dialect) : columns.map((c) => c.name);
     const byName = header ? matchColumns(names, columns, input.ignoreExtraColumns, true) : new Map(columns.map((c) => [c.name, c.name]));
