@@ -452,6 +452,11 @@ describe('dataset prepare and load', () => {
     expect((await prepareError(params(write('late-key.jsonl', late.join('\n'))))).describe()).toBe(
       'the input has malformed rows: 1 problem\nrow 25001, column coupon: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
     );
+    // A key in DuckDB's sample is named too (a JSON key is a name, never data).
+    const early = [JSON.stringify({ email_hash: 'x', campaign_id: 'c', order_date: '2026-01-01', order_value: 1, coupon: 'SAVE10' }), ...many(3)];
+    expect((await prepareError(params(write('early-key.jsonl', early.join('\n'))))).describe()).toBe(
+      'the input header does not match the table: 1 problem\ncolumn coupon: is in the input but not in the agreement: remove it (only agreed columns leave your machine)',
+    );
     const typed = [...many(25_000), JSON.stringify({ email_hash: 'x', campaign_id: 'c', order_date: '2026-01-01', order_value: 'two' })];
     expect((await prepareError(params(write('late-type.jsonl', typed.join('\n'))))).describe()).toBe(
       "the input does not satisfy table conversions: 1 problem\nrow 25001, column order_value: 'two' is not a valid DECIMAL(12,2)",

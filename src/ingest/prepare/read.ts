@@ -159,7 +159,11 @@ function matchColumns(found: readonly string[], columns: readonly Column[], igno
   }
   if (!ignoreExtra) {
     found.forEach((name, i) => {
-      if (remaining.has(name)) problems.add({ message: `header field ${i + 1} is not a column of the agreement: remove that column (only agreed columns leave your machine)` });
+      if (!remaining.has(name)) return;
+      // A CSV's first line may be data (a file without a header): named by position only. A
+      // Parquet column or a JSON key is a name, and saying which is more useful.
+      if (csv) problems.add({ message: `header field ${i + 1} is not a column of the agreement: remove that column (only agreed columns leave your machine)` });
+      else problems.add({ column: name, message: 'is in the input but not in the agreement: remove it (only agreed columns leave your machine)' });
     });
   }
   // Not one column found: most likely a file without a header read as if it had one.
