@@ -32,7 +32,8 @@ export function parseRational(text: string): Rational {
   else if (decimal !== null) {
     const digits = decimal[2] ?? '';
     value = rational(BigInt(`${decimal[1] as string}${digits}`), 10n ** BigInt(digits.length));
-  } else throw new MalusError('invalid-input', `${JSON.stringify(text)} is not a decimal or a fraction a/b`);
+  } else if (/^-\d/.test(text)) throw new MalusError('invalid-input', `${text} is not positive`);
+  else throw new MalusError('invalid-input', `${JSON.stringify(text)} is not a decimal or a fraction a/b`);
   if (value.num <= 0n) throw new MalusError('invalid-input', `${text} is not positive`);
   return value;
 }

@@ -108,3 +108,13 @@ describe('parseRational', () => {
     expect(isMalusError(caught, 'invalid-input')).toBe(true);
   });
 });
+
+describe('parseRational', () => {
+  it('reads decimals and fractions exactly, and names what it refuses', () => {
+    expect(parseRational('2.50')).toEqual(rational(5n, 2n));
+    expect(parseRational('7/3')).toEqual(rational(7n, 3n));
+    expect(() => parseRational('-1')).toThrow('-1 is not positive');
+    expect(() => parseRational('0')).toThrow('0 is not positive');
+    expect(() => parseRational('1e3')).toThrow('"1e3" is not a decimal or a fraction a/b');
+  });
+});

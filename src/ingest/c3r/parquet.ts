@@ -37,7 +37,9 @@ export async function readParquetTable(path: string, name: string): Promise<Parq
       return { headers: result.columnNames(), types: result.columnTypes(), rows: result.getRows() };
     });
   } catch (error) {
-    throw new MalusError('invalid-input', `${name} cannot be read as Parquet: ${(error as Error).message.split('\n')[0] ?? ''}`);
+    // DuckDB's first line, without its error class and with the file's name as given.
+    const first = ((error as Error).message.split('\n')[0] ?? '').replace(/^[A-Za-z ]*Error: /, '').split(path).join(name);
+    throw new MalusError('invalid-input', `${name} cannot be read as Parquet: ${first}`);
   }
 }
 
