@@ -455,6 +455,8 @@ export async function finishJob(
   if (statement.agreement !== job.agreementHash) problems.push('the statement names another agreement');
   if (statement.enclave.signingKey !== worker.id) problems.push('the statement is signed by another key');
   if (statement.enclave.measurement !== worker.measurement) problems.push('the statement claims another measurement');
+  // The worker may have registered again since its claim: the job accepts only what it was queued for.
+  if (!job.measurements.includes(claimKey(worker.platform, worker.measurement))) problems.push('the worker now reports a platform and measurement the job was not queued for');
   if (statement.enclave.platform !== worker.platform) problems.push('the statement claims another platform');
   if ((statement.notice === SIMULATED_NOTICE) !== (worker.platform === 'sim')) problems.push('a statement carries the simulated notice exactly when the platform is sim');
   if (!verifyStatementSignature(body.result)) problems.push('the statement signature does not verify');

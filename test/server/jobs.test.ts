@@ -278,6 +278,34 @@ describe('running a job', () => {
   });
 });
 
+describe('a worker that registers again after its claim', () => {
+  it('has its result refused when it now reports a measurement the job was not queued for', async () => {
+    const identity = createWorkerIdentity();
+    const sim = await createSimAttester(readSimCa(`${dataDir}/sim-ca.json`), new Date());
+    const port = httpWorkerPort(createClient({ server: server.url, keys: identity.keys }));
+    await registerWorker({ identity, attester: simPlatformAttester(sim, fromHex(RUN_MEASUREMENT) ?? new Uint8Array()), port, now: () => new Date() });
+    const submitted = await submit(run, { kind: 'key-check', datasets: ['some-dataset'] });
+    const job = await port.claim();
+    expect(job?.id).toBe((submitted.json() as { id: string }).id);
+    const elsewhere = 'e9'.repeat(48);
+    await registerWorker({ identity, attester: simPlatformAttester(sim, fromHex(elsewhere) ?? new Uint8Array()), port, now: () => new Date() });
+    const statement: ResultStatement = {
+      format: 'malus.job-result/v1',
+      job: job?.id ?? '',
+      collaboration: job?.collaborationId ?? '',
+      agreement: job?.agreementHash ?? '',
+      kind: 'key-check',
+      output: {},
+      enclave: { platform: 'sim', measurement: elsewhere, signingKey: identity.id, evidence: [] },
+      notice: SIMULATED_NOTICE,
+      time: new Date().toISOString(),
+    };
+    const refused = await send({ method: 'POST', path: `/v1/workers/me/jobs/${job?.id ?? ''}/finish`, json: { result: signStatement(statement, identity.signing.secretKey) }, as: identity.keys });
+    expectProblem(refused, 422, 'signature-invalid', 'the worker now reports a platform and measurement the job was not queued for');
+    await port.finish(job?.id ?? '', { error: 'invalid-input: done with it' });
+  });
+});
+
 describe('job receipts', () => {
   it('answers 409 until the job succeeded, then a receipt of its job.finished entry that verifies offline', async () => {
     const job = await claimed({ kind: 'key-check', datasets: ['some-dataset'] });
