@@ -31,8 +31,6 @@ interface Charge {
   readonly cost: PrivacyCost;
 }
 
-const COST_UNITS = ['epsilon', 'rho', 'delta'] as const;
-
 const sameCharge = (a: Charge, b: Omit<Charge, 'index'>): boolean => a.analyst === b.analyst && a.period === b.period && equalCosts(a.cost, b.cost);
 
 /**
@@ -105,9 +103,9 @@ export function auditBudget(
         if (expected !== event.period) problems.push(`${collaboration}: entry ${index} charges period ${event.period}, but at ${event.time} the period is ${expected}`);
         const budgets = budgetsOf(settings);
         // As the server charges: some amount, and only in units the budget limits.
-        const units = COST_UNITS.filter((unit) => event.cost[unit] !== undefined);
-        if (units.length === 0) problems.push(`${collaboration}: entry ${index} charges job ${event.job} nothing (no amount in any unit)`);
-        const unlimited = units.filter((unit) => event.cost[unit] !== '0' && budgets.collaboration[unit] === undefined);
+        const amounts = Object.entries(event.cost) as [keyof PrivacyCost, string][];
+        if (amounts.length === 0) problems.push(`${collaboration}: entry ${index} charges job ${event.job} nothing (no amount in any unit)`);
+        const unlimited = amounts.filter(([unit, amount]) => amount !== '0' && budgets.collaboration[unit] === undefined).map(([unit]) => unit);
         if (unlimited.length > 0) problems.push(`${collaboration}: entry ${index} charges job ${event.job} ${unlimited.join(' and ')}, which the budget does not limit`);
         const p = periodOf(event.period);
         if (!withinBudget(p.spent, budgets.collaboration)) {

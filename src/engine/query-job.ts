@@ -144,9 +144,13 @@ export function afterTheData<T>(work: () => T): T {
   try {
     return work();
   } catch (error) {
-    if (isMalusError(error) && isRefundable(error.code)) throw new MalusError('internal', 'the job failed after its query read the data');
-    throw error;
+    throw chargeKept(error);
   }
+}
+
+/** The error a failure after the read is reported as: never one whose code is refundable. */
+function chargeKept(error: unknown): unknown {
+  return isMalusError(error) && isRefundable(error.code) ? new MalusError('internal', 'the job failed after its query read the data') : error;
 }
 
 /** The receivers' X25519 keys, from the agreement's parties. */
@@ -205,9 +209,9 @@ export async function runQuery(
         ? await runGovernedSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters }, ctx.limits)
         : await runPrivateSql(sandbox, { sql: plan.checked.rewritten, parameters: plan.checked.parameters, privacy }, ctx.limits);
     try {
-      const sealed = await sealResult({ jobId: ctx.jobId, payload: result.payload, receivers }).catch((error: unknown) => afterTheData(() => {
-        throw error;
-      }));
+      const sealed = await sealResult({ jobId: ctx.jobId, payload: result.payload, receivers }).catch((error: unknown) => {
+        throw chargeKept(error);
+      });
       const output: QueryOutput = {
         query: {
           hash: plan.checked.queryHash,

@@ -292,50 +292,36 @@ export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobRe
 }
 
 /**
- * Reports a failed job, trying again while the server cannot be reached or fails (an answer of
- * exit class 3): a job left running is never refunded, so a transient failure here would cost
- * its charge for good. A refusal (the job already ended, say) is final and is not retried.
+ * Sends a job's end (a failure or a result), trying again while the server cannot be reached or
+ * fails (an answer of exit class 3): a job left running is never refunded, and a result lost to a
+ * dropped connection would turn into a charged result-undelivered. A refusal is final and thrown,
+ * except, for a result, a refusal after such a failure because the job no longer runs on this
+ * worker: the earlier try got through (nothing else ends a running job).
  */
-async function reportFailure(ctx: WorkerContext, jobId: string, message: string): Promise<void> {
+async function finishWithRetries(ctx: WorkerContext, jobId: string, outcome: { error: string } | { result: JobResult }): Promise<void> {
   const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;
+  const isResult = 'result' in outcome;
+  let retried = false;
   for (let attempt = 0; ; attempt += 1) {
     try {
-      await ctx.port.finish(jobId, { error: message.slice(0, 1000) });
+      await ctx.port.finish(jobId, outcome);
       return;
     } catch (error) {
+      if (isResult && retried && error instanceof MalusError && error.code === 'conflict') return;
       const transient = !(error instanceof MalusError) || ERROR_CODES[error.code].exit === 3;
       const delay = delays[attempt];
       if (!transient || delay === undefined) throw error;
-      ctx.log?.('warn', 'job failure not reported yet', { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
+      const note = isResult ? 'job result not delivered yet' : 'job failure not reported yet';
+      ctx.log?.('warn', note, { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
+      retried = true;
       await new Promise((resume) => setTimeout(resume, delay));
     }
   }
 }
 
-/**
- * Delivers a job's result, trying again while the server cannot be reached or fails, as
- * reportFailure does: a result lost to a dropped connection would otherwise turn into a charged
- * result-undelivered. When a try after such a failure is refused because the job is no longer
- * running on this worker, the earlier try got through (nothing else ends a running job), and the
- * result is delivered. Any other refusal is thrown.
- */
-async function deliverResult(ctx: WorkerContext, jobId: string, result: JobResult): Promise<void> {
-  const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;
-  let retried = false;
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      await ctx.port.finish(jobId, { result });
-      return;
-    } catch (error) {
-      if (retried && error instanceof MalusError && error.code === 'conflict') return;
-      const transient = !(error instanceof MalusError) || ERROR_CODES[error.code].exit === 3;
-      const delay = delays[attempt];
-      if (!transient || delay === undefined) throw error;
-      ctx.log?.('warn', 'job result not delivered yet', { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
-      retried = true;
-      await new Promise((resume) => setTimeout(resume, delay));
-    }
-  }
+/** Reports a failed job (its message cut to what the server keeps). */
+function reportFailure(ctx: WorkerContext, jobId: string, message: string): Promise<void> {
+  return finishWithRetries(ctx, jobId, { error: message.slice(0, 1000) });
 }
 
 /** Claims and runs at most one job; true when there was one. */
@@ -353,7 +339,7 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     return true;
   }
   try {
-    await deliverResult(ctx, job.id, result);
+    await finishWithRetries(ctx, job.id, { result });
     ctx.log?.('info', 'job finished', { job: job.id });
   } catch (error) {
     // The result may have left the enclave even though the server refused it (the operator holds

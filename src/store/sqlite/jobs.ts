@@ -199,6 +199,14 @@ export function sqliteJobs(db: Database.Database): JobRepository {
       return taken;
     },
   );
+  // Inside the transaction that ends the job: a job ends once, so a refund can follow only its own
+  // charge, and only once.
+  const refundOnce = (id: string, now: string, refund: (charge: PrivacyChargeRecord) => LogAppend): void => {
+    const charged = chargeOfJob.get(id, 'charge');
+    if (charged === undefined || chargeOfJob.get(id, 'refund') !== undefined) return;
+    const charge = toCharge(charged);
+    recordCharge({ ...charge, kind: 'refund', createdAt: now }, refund(charge));
+  };
   const finishOnce = db.transaction(
     (
       id: string,
@@ -214,12 +222,7 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         throw new MalusError('conflict', `job ${id} is not running on this worker`);
       }
       if (events.length > 0) markFinishedEntry.run(appendEvents(events), id);
-      const charged = state === 'failed' && refund !== undefined ? chargeOfJob.get(id, 'charge') : undefined;
-      // A job ends once (the update above), so a refund can follow only its own charge, and only once.
-      if (charged !== undefined && refund !== undefined && chargeOfJob.get(id, 'refund') === undefined) {
-        const charge = toCharge(charged);
-        recordCharge({ ...charge, kind: 'refund', createdAt: now }, refund(charge));
-      }
+      if (state === 'failed' && refund !== undefined) refundOnce(id, now, refund);
       return select.get(id) as JobRow;
     },
   );
@@ -230,12 +233,8 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         throw new MalusError('conflict', `job ${id} is not queued: only a job no enclave has taken can be cancelled`);
       }
       if (events.length > 0) markFinishedEntry.run(appendEvents(events), id);
-      // No enclave took the job, so nothing was read: its charge comes back, once.
-      const charged = chargeOfJob.get(id, 'charge');
-      if (charged !== undefined && chargeOfJob.get(id, 'refund') === undefined) {
-        const charge = toCharge(charged);
-        recordCharge({ ...charge, kind: 'refund', createdAt: now }, refund(charge));
-      }
+      // No enclave took the job, so nothing was read: its charge comes back.
+      refundOnce(id, now, refund);
       return select.get(id) as JobRow;
     },
   );
