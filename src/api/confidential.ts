@@ -90,11 +90,22 @@ export const workerView = z.strictObject({
   lastSeenAt: z.string(),
 });
 
+/**
+ * A submission's idempotency key, chosen by the client (docs/api.md): a retry with the same key
+ * and the same body gets the job the first submission queued, and is never charged again. It is in
+ * the body, not an Idempotency-Key header, because the body is what the request signature covers.
+ */
+export const idempotencyKeySchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._~-]{16,128}$/, 'expected 16 to 128 characters of A-Z, a-z, 0-9 and ._~-')
+  .describe('a key of your choosing, the same on every retry of this submission: a retry gets the job the first queued');
+
 const checkJobBody = z.strictObject({
   kind: z
     .enum(['key-check', 'dataset-check'])
     .describe("key-check: the enclave fetches the datasets' keys and signs commitments to them; dataset-check: it also decrypts every dataset into DuckDB and signs row counts and ciphertext hashes"),
   datasets: z.array(resourceId).min(1).max(64).refine((d) => new Set(d).size === d.length, 'has duplicates'),
+  idempotencyKey: idempotencyKeySchema.optional(),
 });
 
 /** Which dataset to read for a table; a table left out reads its newest complete dataset. */
@@ -105,7 +116,7 @@ const tableDatasets = z
 
 /** A governed query (docs/queries.md): ad-hoc SQL, or an approved template with its parameters. */
 const queryJobBodies = queryRequestSchema.options.map((request) =>
-  request.extend({ kind: z.literal('query').describe('query: the enclave runs the checked SQL over the datasets and seals the result to the receivers'), datasets: tableDatasets.optional() }),
+  request.extend({ kind: z.literal('query').describe('query: the enclave runs the checked SQL over the datasets and seals the result to the receivers'), datasets: tableDatasets.optional(), idempotencyKey: idempotencyKeySchema.optional() }),
 );
 
 export const submitJobBody = z.union([checkJobBody, ...queryJobBodies]);

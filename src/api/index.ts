@@ -60,6 +60,7 @@ export {
   serviceAttestationView,
   signedStatementSchema,
   simRootView,
+  idempotencyKeySchema,
   submitJobBody,
   workerJobParams,
   workerRegistrationBody,

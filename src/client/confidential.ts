@@ -131,8 +131,34 @@ export function listDataKeys(client: MalusClient, collaborationId: string): Prom
   return request(client, { method: 'GET', path: `${kmsPath(collaborationId)}/keys`, response: datasetKeyList });
 }
 
-export function submitJob(client: MalusClient, collaborationId: string, body: { kind: 'key-check' | 'dataset-check'; datasets: string[] }): Promise<JobView> {
-  return request(client, { method: 'POST', path: jobsPath(collaborationId), body, response: jobView });
+/** How long to wait before each further try of a submission the connection lost. */
+const SUBMIT_RETRY_DELAYS_MS = [250, 1000, 4000];
+
+/**
+ * POSTs a submission under an idempotency key (the caller's, or a fresh one), trying again with
+ * the same key when the answer is lost or the store was busy: the server then gives back the job
+ * the first try queued, so a retry never queues, or charges, a second one (docs/api.md).
+ */
+async function postSubmission(client: MalusClient, collaborationId: string, body: SubmitJobBody): Promise<JobView> {
+  const keyed = { ...body, idempotencyKey: body.idempotencyKey ?? randomBytes(16).toString('base64url') };
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await request(client, { method: 'POST', path: jobsPath(collaborationId), body: keyed, response: jobView });
+    } catch (error) {
+      const delay = SUBMIT_RETRY_DELAYS_MS[attempt];
+      const transient = isMalusError(error, 'server-unreachable') || isMalusError(error, 'store-failure');
+      if (delay === undefined || !transient) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+export function submitJob(
+  client: MalusClient,
+  collaborationId: string,
+  body: { kind: 'key-check' | 'dataset-check'; datasets: string[]; idempotencyKey?: string },
+): Promise<JobView> {
+  return postSubmission(client, collaborationId, body);
 }
 
 /** A governed query as submitted: ad-hoc SQL or a template with parameters, and optionally the dataset of each table. */
@@ -143,7 +169,7 @@ export type QueryJobBody = SubmitJobBody extends infer B ? (B extends { kind: 'q
  * refused with `query-denied` and its `violations`, and is never queued.
  */
 export function submitQuery(client: MalusClient, collaborationId: string, body: QueryJobBody): Promise<JobView> {
-  return request(client, { method: 'POST', path: jobsPath(collaborationId), body: { kind: 'query', ...body }, response: jobView });
+  return postSubmission(client, collaborationId, { kind: 'query', ...body });
 }
 
 /** A succeeded job's receipt, to verify offline (its log entry, statement, enclave evidence and agreement). */

@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   'attestation-refused': { status: 422, exit: 1, title: 'Attestation evidence was refused' },
   'query-denied': { status: 422, exit: 1, title: 'Query breaks the agreement' },
   'budget-exhausted': { status: 409, exit: 1, title: 'Privacy budget is used up' },
+  'idempotency-key-reused': { status: 422, exit: 2, title: 'Idempotency key was used for a different request' },
   'computation-not-allowed': { status: 403, exit: 1, title: 'The agreement does not allow this computation' },
   'unauthenticated': { status: 401, exit: 2, title: 'Request is not authenticated' },
   'forbidden': { status: 403, exit: 2, title: 'Caller may not do this' },

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import { assertAgreement, type Agreement } from '../agreement/index.js';
 import { appraise, evidenceBinding, type Attester, type EvidenceFormat } from '../attestation/index.js';
 import type { ClaimedJobView, JobReceiptView, JobView, SealedResultView, SubmitJobBody, WorkerView } from '../api/index.js';
-import { fromBase64Url, type KeyPair } from '../crypto/index.js';
+import { fromBase64Url, sha256, toHex, type KeyPair } from '../crypto/index.js';
 import { SIMULATED_NOTICE, registrationSubject, statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
 import { MalusError, isErrorCode, isMalusError } from '../errors/index.js';
 import {
@@ -179,12 +180,31 @@ export function claimKey(platform: string, measurement: string): string {
   return `${platform}/${measurement}`;
 }
 
+/** What a submission gave: the job, and whether an earlier submission with the same key queued it. */
+export interface SubmittedJob {
+  readonly job: JobView;
+  readonly replayed: boolean;
+}
+
 /**
  * Queues a job under the active agreement. An analyst or a provider submits checks; only an analyst
  * submits a query, which is queued only once checkQuery allows it, with a dataset for each table it reads.
+ * A body with an idempotencyKey the caller already used here gets that key's job back, unchecked
+ * and uncharged (docs/api.md): the first submission was checked and charged as it was queued.
  */
-export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, body: SubmitJobBody): Promise<JobView> {
+export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, body: SubmitJobBody): Promise<SubmittedJob> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
+  const request = body.idempotencyKey === undefined ? undefined : { key: body.idempotencyKey, fingerprint: `sha256:${toHex(sha256(new TextEncoder().encode(canonicalize(body) ?? '')))}` };
+  if (request !== undefined) {
+    // Before any check: the agreement, the datasets or the budget may have moved since the job was queued.
+    const earlier = await ctx.store.jobs.byRequest(id, caller.id, request.key);
+    if (earlier !== undefined) {
+      if (earlier.fingerprint !== request.fingerprint) {
+        throw new MalusError('idempotency-key-reused', `idempotency key ${request.key} was used for a different submission in this collaboration`);
+      }
+      return { job: jobView(earlier.job), replayed: true };
+    }
+  }
   const now = ctx.now();
   const active = await activeAgreementOf(ctx, id, now);
   if (active === undefined) throw new MalusError('conflict', `collaboration ${id} has no active agreement`);
@@ -248,13 +268,15 @@ export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, 
     agreement: active.hash,
     datasets: job.datasets,
   };
+  let stored: JobRecord;
   try {
-    await ctx.store.jobs.create(job, [toLogAppend(event)], charge);
+    stored = await ctx.store.jobs.create(job, [toLogAppend(event)], charge, request);
   } catch (error) {
     if (isMalusError(error, 'budget-exhausted')) throw new MalusError('budget-exhausted', `${error.message}; ${refreshNote(active.agreement, now)}`);
     throw error;
   }
-  return jobView(job);
+  // Another job than this one: a submission with the same key got in first, while this one was checked.
+  return { job: jobView(stored), replayed: stored.id !== job.id };
 }
 
 /**

@@ -11,6 +11,7 @@ export type {
   InsertAgreementInput,
   JobRecord,
   JobRepository,
+  JobRequest,
   JobState,
   KeyRepository,
   LogAppend,

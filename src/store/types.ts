@@ -296,14 +296,25 @@ export interface PrivacyChargeInput {
   event: LogAppend;
 }
 
+/** The idempotency key a submission came with, and the SHA-256 of its body. */
+export interface JobRequest {
+  key: string;
+  fingerprint: string;
+}
+
 export interface JobRepository {
   /**
-   * Inserts a queued job with its log events in one transaction. With a charge, the same
-   * transaction (IMMEDIATE: every writer waits) sums the period's charges minus refunds, of the
+   * Inserts a queued job with its log events in one transaction and returns it. With a charge, the
+   * same transaction (IMMEDIATE: every writer waits) sums the period's charges minus refunds, of the
    * collaboration and of the analyst, and refuses with MalusError('budget-exhausted') when the
    * charge does not fit, writing nothing; else it records the charge and appends its event.
+   * With a request, a key the submitter already used in the collaboration writes nothing: for the
+   * same fingerprint it returns the job that key queued, for another it refuses with
+   * MalusError('idempotency-key-reused').
    */
-  create(job: JobRecord, events?: readonly LogAppend[], charge?: PrivacyChargeInput): Promise<void>;
+  create(job: JobRecord, events?: readonly LogAppend[], charge?: PrivacyChargeInput, request?: JobRequest): Promise<JobRecord>;
+  /** The job a submitter's idempotency key queued in a collaboration, with the fingerprint it came with. */
+  byRequest(collaborationId: string, submittedBy: string, key: string): Promise<{ job: JobRecord; fingerprint: string } | undefined>;
   get(id: string): Promise<JobRecord | undefined>;
   /**
    * Gives the oldest queued job whose measurements include the worker's to that worker (state

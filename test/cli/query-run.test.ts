@@ -84,6 +84,22 @@ describe('malus query run', () => {
     expect(result.stderr).toContain('analyst');
   });
 
+  it('gives a rerun with the same --idempotency-key the job of the first run, and refuses a key of the wrong shape (exit 2)', async () => {
+    const key = ['--idempotency-key', 'nightly-reach-2026-12-06'];
+    const first = await run(['query', 'run', ...on('adv.json'), '--sql', REACH, ...key]);
+    expect(first.code, first.stderr).toBe(0);
+    const rerun = await run(['query', 'run', ...on('adv.json'), '--sql', REACH, ...key]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toBe(first.stdout);
+    expect(first.stdout).toMatch(/^queued job-[0-9a-f]{32}\n$/);
+    const other = await run(['query', 'run', ...on('adv.json'), '--sql', `${REACH} ORDER BY 1`, ...key]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('idempotency key nightly-reach-2026-12-06 was used for a different submission');
+    const bad = await run(['query', 'run', ...on('adv.json'), '--sql', REACH, '--idempotency-key', 'short']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--idempotency-key takes 16 to 128 characters');
+  });
+
   it('runs the approved template with a parameter, and refuses one out of bounds', async () => {
     const ok = await run(['query', 'run', ...on('adv.json'), '--template', 'reach_and_conversions', '--param', 'since=2026-01-01', '--wait']);
     expect(ok.code, ok.stderr).toBe(0);

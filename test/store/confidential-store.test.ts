@@ -237,6 +237,23 @@ describe.each([
       expect((await store.jobs.claim('worker-1', M1, at(4)))?.id).toBe(newer.id);
     });
 
+    it("keeps a submission's idempotency key: the same key and fingerprint give the first job back, another fingerprint is refused", async () => {
+      const first = job();
+      const request = { key: unique('retry-key-0000'), fingerprint: `sha256:${'1'.repeat(64)}` };
+      expect((await store.jobs.create(first, [event(first.collaborationId, 'job.submitted')], undefined, request)).id).toBe(first.id);
+      const size = await store.log.size();
+      const retry = job();
+      expect((await store.jobs.create(retry, [event(retry.collaborationId, 'job.submitted')], undefined, request)).id).toBe(first.id);
+      expect(await store.jobs.get(retry.id)).toBeUndefined();
+      expect(await store.log.size()).toBe(size);
+      expect(await rejectionCode(store.jobs.create(job(), [], undefined, { ...request, fingerprint: `sha256:${'2'.repeat(64)}` }))).toBe('idempotency-key-reused');
+      expect(await store.jobs.byRequest(first.collaborationId, first.submittedBy, request.key)).toMatchObject({ job: { id: first.id }, fingerprint: request.fingerprint });
+      expect(await store.jobs.byRequest(first.collaborationId, 'someone-else', request.key)).toBeUndefined();
+      // Another submitter's same key is a key of its own.
+      const theirs = job({ submittedBy: 'other-party' });
+      expect((await store.jobs.create(theirs, [], undefined, request)).id).toBe(theirs.id);
+    });
+
     it('finds a job for a worker behind a long queue of jobs for other measurements', async () => {
       for (let i = 0; i < 120; i += 1) await store.jobs.create(job({ measurements: [M2] }));
       const wanted = job({ measurements: [M1] });

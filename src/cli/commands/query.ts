@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { idempotencyKeySchema } from '../../api/index.js';
 import { submitQuery, waitForJob, type QueryJobBody } from '../../client/index.js';
 import { MalusError, isMalusError, type ErrorCode } from '../../errors/index.js';
 import { checkQuery, type CheckedQuery, type ParameterValue, type QueryPrivacy, type QueryRequest, type Violation } from '../../rules/index.js';
@@ -133,14 +134,18 @@ function failureCode(error: string | null): ErrorCode {
 const KNOWN_FAILURES: readonly ErrorCode[] = ['query-failed', 'query-timeout', 'result-too-large', 'query-denied', 'key-release-denied', 'agreement-mismatch', 'invalid-input', 'forbidden'];
 const isKnownCode = (code: string): code is ErrorCode => (KNOWN_FAILURES as readonly string[]).includes(code);
 
-type RunOptions = QuerySource & OpenOptions & { dataset?: string[]; wait?: boolean; timeout: string };
+type RunOptions = QuerySource & OpenOptions & { dataset?: string[]; wait?: boolean; timeout: string; idempotencyKey?: string };
 
 async function runQuery(io: CliIo, options: RunOptions): Promise<void> {
   const request = queryRequestOf(options);
   const datasets = parseDatasets(options.dataset);
   if (!/^\d{1,5}$/.test(options.timeout)) throw new MalusError('usage', '--timeout takes whole seconds');
+  const key = options.idempotencyKey;
+  if (key !== undefined && !idempotencyKeySchema.safeParse(key).success) {
+    throw new MalusError('usage', '--idempotency-key takes 16 to 128 characters of A-Z, a-z, 0-9 and ._~-');
+  }
   const client = clientFor(io, options);
-  const body = { ...request, ...(datasets === undefined ? {} : { datasets }) } as QueryJobBody;
+  const body = { ...request, ...(datasets === undefined ? {} : { datasets }), ...(key === undefined ? {} : { idempotencyKey: key }) } as QueryJobBody;
   let job;
   try {
     job = await submitQuery(client, options.collab, body);
@@ -176,6 +181,7 @@ export function registerQueryRun(query: Command, io: CliIo): void {
           .option('--dataset <table=id>', 'run over this dataset of a table (repeatable; default: the newest complete one)', collectRepeated)
           .option('--wait', 'wait until the job ends and print how it ended')
           .option('--timeout <seconds>', 'how long --wait waits', '300')
+          .option('--idempotency-key <key>', 'the same key on a rerun gets the job the first run queued, not a second one (16-128 of A-Z a-z 0-9 . _ ~ -; default: a fresh key, kept across this run\'s retries)')
           .option('--out <file>', 'wait, then open the result as a receiver and write its rows as CSV (never overwritten)'),
       ),
     ),

@@ -83,9 +83,13 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
         security,
         params: collaborationIdParams,
         body: submitJobBody,
-        response: { 201: jobView, 403: problemSchema, 409: problemSchema, 422: problemSchema, ...authenticatedErrors },
+        response: { 200: jobView, 201: jobView, 403: problemSchema, 409: problemSchema, 422: problemSchema, ...authenticatedErrors },
       },
-      handler: async (request, reply) => reply.code(201).send(await submitJob(ctx, callerOf(request), request.params.id, request.body)),
+      // 201 for a job queued now; 200 for a retry whose idempotency key had already queued it.
+      handler: async (request, reply) => {
+        const submitted = await submitJob(ctx, callerOf(request), request.params.id, request.body);
+        return reply.code(submitted.replayed ? 200 : 201).send(submitted.job);
+      },
     });
 
     app.get('/v1/collaborations/:id/jobs', {

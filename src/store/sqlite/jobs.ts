@@ -4,6 +4,7 @@ import { MalusError } from '../../errors/index.js';
 import type {
   JobRecord,
   JobRepository,
+  JobRequest,
   JobState,
   LogAppend,
   PrivacyChargeInput,
@@ -101,6 +102,11 @@ function checkFits(whose: string, rows: readonly PrivacyChargeRecord[], charge: 
   );
 }
 
+/** The key is named (the client chose it); the bodies are not: they may hold a query's SQL. */
+function keyReused(key: string): MalusError {
+  return new MalusError('idempotency-key-reused', `idempotency key ${key} was used for a different submission in this collaboration`);
+}
+
 export function sqliteJobs(db: Database.Database): JobRepository {
   const insert = db.prepare<[JobRow]>(
     `INSERT INTO jobs (${JOB_COLUMNS}, seq)
@@ -178,10 +184,28 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     );
   };
 
-  const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[], charge: PrivacyChargeInput | undefined) => {
+  const insertRequest = db.prepare<[string, string, string, string, string, string]>(
+    'INSERT INTO job_requests (collaboration_id, submitted_by, request_key, fingerprint, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const requestRow = db.prepare<[string, string, string], { fingerprint: string; job_id: string }>(
+    'SELECT fingerprint, job_id FROM job_requests WHERE collaboration_id = ? AND submitted_by = ? AND request_key = ?',
+  );
+
+  // The key is looked up inside the IMMEDIATE transaction: of two submissions racing with one key,
+  // the second sees the first's row, so one job is queued and charged, never two.
+  const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[], charge: PrivacyChargeInput | undefined, request: JobRequest | undefined): JobRow => {
+    if (request !== undefined) {
+      const earlier = requestRow.get(row.collaboration_id, row.submitted_by, request.key);
+      if (earlier !== undefined) {
+        if (earlier.fingerprint !== request.fingerprint) throw keyReused(request.key);
+        return select.get(earlier.job_id) as JobRow;
+      }
+    }
     insert.run(row);
+    if (request !== undefined) insertRequest.run(row.collaboration_id, row.submitted_by, request.key, request.fingerprint, row.id, row.created_at);
     if (events.length > 0) appendEvents(events);
     if (charge !== undefined) chargeOnce(row, charge);
+    return row;
   });
   const claimOnce = db.transaction(
     (workerId: string, measurement: string, now: string, events: ((job: JobRecord) => readonly LogAppend[]) | undefined): JobRow | undefined => {
@@ -240,10 +264,10 @@ export function sqliteJobs(db: Database.Database): JobRepository {
   );
 
   return {
-    create(job, events = [], charge) {
+    create(job, events = [], charge, request) {
       return attempt(db, 'queue a job', () => {
         try {
-          createOnce.immediate(
+          const stored = createOnce.immediate(
             {
               id: job.id,
               collaboration_id: job.collaborationId,
@@ -263,11 +287,20 @@ export function sqliteJobs(db: Database.Database): JobRepository {
             },
             events,
             charge,
+            request,
           );
+          return toJob(stored);
         } catch (error) {
           if (isUniqueViolation(error)) throw new MalusError('conflict', `job ${job.id} exists`);
           throw error;
         }
+      });
+    },
+    byRequest(collaborationId, submittedBy, key) {
+      return attempt(db, 'read a job request', () => {
+        const earlier = requestRow.get(collaborationId, submittedBy, key);
+        const row = earlier === undefined ? undefined : select.get(earlier.job_id);
+        return earlier === undefined || row === undefined ? undefined : { job: toJob(row), fingerprint: earlier.fingerprint };
       });
     },
     get(id) {

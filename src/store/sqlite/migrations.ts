@@ -49,6 +49,10 @@ import { MalusError } from '../../errors/index.js';
  *                    log index of its privacy.* entry and created_at. Spent = charges - refunds of
  *                    a period; rows are written in the transaction of the job they are about.
  *
+ * job_requests       Idempotency keys of job submissions (version 8): one row per (collaboration_id,
+ *                    submitted_by, request_key), with the SHA-256 fingerprint of the body it came
+ *                    with, the job it queued (job_id, unique) and created_at; written in the
+ *                    transaction that queues the job.
  * relay_runs         Relayed computations without an enclave (version 7): id (run-<32 hex>), the
  *                    collaboration, kind (psi or secagg), the agreement's computation name, the PSI
  *                    mode (NULL for secagg), the agreement hash it started under, the parties and
@@ -297,6 +301,21 @@ export const MIGRATIONS: readonly Migration[] = [
         UNIQUE (run_id, sender, recipient, step)
       ) STRICT;
       CREATE INDEX relay_messages_by_recipient ON relay_messages (run_id, recipient, step, seq);
+    `,
+  },
+  {
+    version: 8,
+    description: 'idempotency keys of job submissions',
+    sql: `
+      CREATE TABLE job_requests (
+        collaboration_id TEXT    NOT NULL,
+        submitted_by     TEXT    NOT NULL,
+        request_key      TEXT    NOT NULL,
+        fingerprint      TEXT    NOT NULL,
+        job_id           TEXT    NOT NULL UNIQUE REFERENCES jobs (id),
+        created_at       TEXT    NOT NULL,
+        PRIMARY KEY (collaboration_id, submitted_by, request_key)
+      ) STRICT, WITHOUT ROWID;
     `,
   },
 ];
