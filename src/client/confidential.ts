@@ -260,6 +260,9 @@ export function httpWorkerPort(client: MalusClient): WorkerPort {
         versions: job.versions,
       };
     },
+    async heartbeat(jobId) {
+      await request(client, { method: 'POST', path: `/v1/workers/me/jobs/${encodeURIComponent(jobId)}/heartbeat`, response: z.strictObject({ state: z.literal('running') }) });
+    },
     async releaseChallenge(service) {
       return (await request(serviceClient(service), { method: 'POST', path: '/v1/kms/challenges', response: challengeView })).challenge;
     },

@@ -57,6 +57,8 @@ export interface WorkerPort {
   registrationChallenge(): Promise<string>;
   register(body: { platform: string; evidence: Uint8Array; certificates: readonly Uint8Array[]; encryptionKey: Uint8Array; challenge: string }): Promise<void>;
   claim(): Promise<ClaimedJob | undefined>;
+  /** Says the worker is still at its running job, so that the job does not expire; refused once it is no longer running. */
+  heartbeat(jobId: string): Promise<void>;
   /** `service` is undefined for the control plane's embedded key release, else an endpoint URL. */
   releaseChallenge(service: string | undefined): Promise<string>;
   release(service: string | undefined, request: ReleaseRequest): Promise<{ dataset: string; sealed: HpkeSealed }[]>;
@@ -101,6 +103,8 @@ export interface WorkerContext {
    * (default FAILURE_REPORT_DELAYS_MS, about half a minute in all).
    */
   readonly failureReportDelaysMs?: readonly number[];
+  /** How often to beat while at a job (default HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
 }
 
 export const FAILURE_REPORT_DELAYS_MS: readonly number[] = [500, 1000, 2000, 4000, 8000, 16_000];
@@ -324,10 +328,32 @@ function reportFailure(ctx: WorkerContext, jobId: string, message: string): Prom
   return finishWithRetries(ctx, jobId, { error: message.slice(0, 1000) });
 }
 
+/**
+ * How often a worker at a job tells the control plane it is still at it. The server fails a job
+ * whose worker it has not heard from in ten of these (JOB_LEASE_MS of src/server).
+ */
+export const HEARTBEAT_MS = 30_000;
+
 /** Claims and runs at most one job; true when there was one. */
 export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
   const job = await ctx.port.claim();
   if (job === undefined) return false;
+  // A lost beat is no failure (the next one, or the report, follows); only a long silence is.
+  const beat = setInterval(() => {
+    ctx.port.heartbeat(job.id).catch((error: unknown) => {
+      ctx.log?.('warn', 'heartbeat failed', { job: job.id, reason: error instanceof MalusError ? error.code : 'internal' });
+    });
+  }, ctx.heartbeatMs ?? HEARTBEAT_MS);
+  beat.unref();
+  try {
+    await runAndReport(ctx, job);
+  } finally {
+    clearInterval(beat);
+  }
+  return true;
+}
+
+async function runAndReport(ctx: WorkerContext, job: ClaimedJob): Promise<void> {
   let result: JobResult;
   try {
     result = await runJob(ctx, job);
@@ -336,7 +362,7 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     const message = error instanceof MalusError ? `${error.code}: ${error.message}` : 'internal error in the enclave';
     ctx.log?.('warn', 'job failed', { job: job.id, reason: message });
     await reportFailure(ctx, job.id, message);
-    return true;
+    return;
   }
   try {
     await finishWithRetries(ctx, job.id, { result });
@@ -349,7 +375,6 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
     ctx.log?.('warn', 'job result refused', { job: job.id, reason: message });
     await reportFailure(ctx, job.id, message);
   }
-  return true;
 }
 
 export interface RunningWorker {

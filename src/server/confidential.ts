@@ -16,7 +16,7 @@ import {
 } from '../keyrelease/index.js';
 import { decodeEvent, type LogEvent } from '../ledger/index.js';
 import { checkQuery, type QueryRequest } from '../rules/index.js';
-import type { JobRecord, PrivacyChargeInput, Store, WorkerRecord } from '../store/index.js';
+import type { JobRecord, LogAppend, PrivacyChargeInput, Store, WorkerRecord } from '../store/index.js';
 import type { AuthenticatedParty } from './auth.js';
 import { privacyCharge, privacyRefund, refreshNote } from './budget.js';
 import { activeAgreementOf, versionEvidence } from './collaborations.js';
@@ -37,6 +37,7 @@ export interface ConfidentialOptions {
   readonly attester: Attester;
   readonly trust: EvidenceTrust;
   readonly simRoot?: Uint8Array;
+  readonly jobLeaseMs?: number;
 }
 
 /** The embedded key-release service over the server's own store and log. */
@@ -66,6 +67,7 @@ export function createConfidentialServices(options: ConfidentialOptions): Confid
     attester: options.attester,
     trust: options.trust,
     ...(options.simRoot === undefined ? {} : { simRoot: options.simRoot }),
+    ...(options.jobLeaseMs === undefined ? {} : { jobLeaseMs: options.jobLeaseMs }),
   };
 }
 
@@ -319,6 +321,7 @@ async function memberJob(ctx: ServerContext, caller: AuthenticatedParty, id: str
 }
 
 export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
+  await expireAbandonedJobs(ctx);
   return jobView(await memberJob(ctx, caller, id, jobId));
 }
 
@@ -359,11 +362,57 @@ function withoutSealed(view: JobView): JobView {
 /** A collaboration's jobs; results without their sealed rows, which GET job gives. */
 export async function listJobs(ctx: ServerContext, caller: AuthenticatedParty, id: string): Promise<JobView[]> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
+  await expireAbandonedJobs(ctx);
   return (await ctx.store.jobs.list(id)).map((job) => withoutSealed(jobView(job)));
 }
 
-/** The actor of the entries the queue itself writes (a job given to a worker). */
+/** The actor of the entries the queue itself writes (a job given to a worker, or taken back). */
 const QUEUE_ACTOR = { kind: 'server', id: 'malus-queue' } as const;
+
+/**
+ * How long the worker holding a running job may go unseen (no claim, no heartbeat) before the job
+ * fails: ten of the worker's heartbeats (HEARTBEAT_MS of src/engine).
+ */
+export const JOB_LEASE_MS = 5 * 60_000;
+
+/**
+ * Fails the running jobs whose worker stopped reporting (a crashed enclave, one restarted under a
+ * new identity): else they stay running for good, their submitters waiting. Code `internal`, and
+ * the charge is kept: the worker may have read the data, and a result may have left it. Run
+ * whenever a worker claims and whenever a member reads jobs, so it needs no timer.
+ */
+export async function expireAbandonedJobs(ctx: ServerContext): Promise<void> {
+  const lease = ctx.confidential?.jobLeaseMs ?? JOB_LEASE_MS;
+  const now = ctx.now();
+  const ended = (job: JobRecord): LogAppend[] => [
+    toLogAppend({
+      format: 'malus.event/v1',
+      type: 'job.finished',
+      collaboration: job.collaborationId,
+      actor: QUEUE_ACTOR,
+      time: now.toISOString(),
+      job: job.id,
+      outcome: 'failed',
+      result: null,
+      code: 'internal',
+    }),
+  ];
+  const error = `internal: the enclave worker holding the job stopped reporting for more than ${lease >= 1000 ? `${Math.round(lease / 1000)} s` : `${lease} ms`}`;
+  await ctx.store.jobs.expire(new Date(now.getTime() - lease), error, now, ended);
+}
+
+/**
+ * `POST /v1/workers/me/jobs/{job}/heartbeat`: the worker holding a running job says it is still
+ * at work, which keeps the job from expiring (JOB_LEASE_MS).
+ */
+export async function heartbeat(ctx: ServerContext, caller: AuthenticatedParty, jobId: string): Promise<{ state: 'running' }> {
+  const worker = await requireWorker(ctx, caller);
+  await ctx.store.workers.touch(worker.id, ctx.now());
+  const job = await ctx.store.jobs.get(jobId);
+  if (job?.workerId !== worker.id) throw new MalusError('not-found', `job ${jobId} not found`);
+  if (job.state !== 'running') throw new MalusError('conflict', `job ${jobId} is not running: it ${job.state === 'failed' ? 'failed' : 'ended'} (${job.error ?? 'with a result'})`);
+  return { state: 'running' };
+}
 
 /**
  * Gives the caller's worker the oldest job whose agreement pins its measurement, with the agreement
@@ -373,6 +422,8 @@ export async function claimJob(ctx: ServerContext, caller: AuthenticatedParty): 
   const worker = await requireWorker(ctx, caller);
   const now = ctx.now();
   await ctx.store.workers.touch(worker.id, now);
+  // After this worker's own touch: a worker back from a long silence keeps, and is given again, its job.
+  await expireAbandonedJobs(ctx);
   const started = (job: JobRecord): LogEvent => ({
     format: 'malus.event/v1',
     type: 'job.started',

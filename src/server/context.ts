@@ -33,6 +33,8 @@ export interface ConfidentialServices {
   readonly simRoot?: Uint8Array;
   /** What worker evidence is verified against (the pinned vendor roots and the development CA). */
   readonly trust: EvidenceTrust;
+  /** How long a running job's worker may go unseen before the job fails (default JOB_LEASE_MS). */
+  readonly jobLeaseMs?: number;
 }
 
 /**

@@ -37,6 +37,8 @@ export interface StartServerOptions {
   readonly workerStopGraceMs?: number;
   /** What uploads may claim of the disk (default DEFAULT_UPLOAD_LIMITS). */
   readonly uploadLimits?: UploadLimits;
+  /** How long a running job's worker may go unseen before the job fails (default JOB_LEASE_MS). */
+  readonly jobLeaseMs?: number;
 }
 
 /** A query's default time limit and then some: the worker's current job reports before the server goes. */
@@ -110,6 +112,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
       attester: simPlatformAttester(await createSimAttester(simCa, now()), measurementBytes, { ca: simCa }),
       trust,
       simRoot: simCa.certificate,
+      ...(options.jobLeaseMs === undefined ? {} : { jobLeaseMs: options.jobLeaseMs }),
     });
     app = await buildApp({
       publicEntries: options.publicEntries ?? false,

@@ -345,6 +345,12 @@ export interface JobRepository {
     refund?: (charge: PrivacyChargeRecord) => LogAppend,
   ): Promise<JobRecord>;
   /**
+   * Fails every running job whose worker was last seen before `cutoff` (or is no longer
+   * registered), with `error` and the log events `events` makes for it, each in the transaction
+   * that ends it; a charge is kept (the worker may have read the data). Returns the jobs it ended.
+   */
+  expire(cutoff: Date, error: string, now: Date, events: (job: JobRecord) => readonly LogAppend[]): Promise<JobRecord[]>;
+  /**
    * Ends a queued job its submitter no longer wants (state failed, with `error`), with its log
    * events, and gives its charge back (privacy.refunded made by `refund`), in one transaction.
    * Throws MalusError('conflict') when the job is not queued or was submitted by someone else.

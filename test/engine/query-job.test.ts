@@ -128,6 +128,7 @@ describe('query jobs in the enclave', () => {
       if (job !== undefined) claimed.set(job.id, job);
       return Promise.resolve(job);
     },
+    heartbeat: () => Promise.resolve(),
     releaseChallenge: () => Promise.resolve(toBase64Url(randomBytes(32))),
     release: async (_service, request) => {
       releases += 1;

@@ -254,6 +254,33 @@ describe.each([
       expect((await store.jobs.create(theirs, [], undefined, request)).id).toBe(theirs.id);
     });
 
+    it('expires the running jobs of workers unseen since the cutoff, or gone, once each, with their entries, and no other job', async () => {
+      const silent = worker();
+      const beating = worker();
+      for (const w of [silent, beating]) await store.workers.upsert(w);
+      const abandoned = job({ measurements: [M1] });
+      const alive = job({ measurements: [M1] });
+      const orphan = job({ measurements: [M1] });
+      const waiting = job({ measurements: [M2] });
+      for (const j of [abandoned, alive, orphan, waiting]) await store.jobs.create(j);
+      expect((await store.jobs.claim(silent.id, M1, at(1)))?.id).toBe(abandoned.id);
+      expect((await store.jobs.claim(beating.id, M1, at(1)))?.id).toBe(alive.id);
+      expect((await store.jobs.claim('unregistered-worker', M1, at(1)))?.id).toBe(orphan.id);
+      await store.workers.touch(silent.id, at(10));
+      await store.workers.touch(beating.id, at(100));
+      const size = await store.log.size();
+      const ended = await store.jobs.expire(at(50), 'internal: gone', at(200), (j) => [event(j.collaborationId, `ended ${j.id}`)]);
+      expect(ended.map((j) => [j.id, j.state, j.error, j.updatedAt])).toEqual([
+        [abandoned.id, 'failed', 'internal: gone', at(200).toISOString()],
+        [orphan.id, 'failed', 'internal: gone', at(200).toISOString()],
+      ]);
+      expect(ended.every((j) => typeof j.finishedEntry === 'number')).toBe(true);
+      expect(await store.log.size()).toBe(size + 2);
+      expect((await store.jobs.get(alive.id))?.state).toBe('running');
+      expect((await store.jobs.get(waiting.id))?.state).toBe('queued');
+      expect(await store.jobs.expire(at(50), 'internal: gone', at(300), () => [])).toEqual([]);
+    });
+
     it('finds a job for a worker behind a long queue of jobs for other measurements', async () => {
       for (let i = 0; i < 120; i += 1) await store.jobs.create(job({ measurements: [M2] }));
       const wanted = job({ measurements: [M1] });

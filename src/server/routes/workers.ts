@@ -17,7 +17,7 @@ import {
 import { issueChallenge } from '../../keyrelease/index.js';
 import { z } from 'zod';
 import { callerOf } from '../auth.js';
-import { cancelJob, claimJob, finishJob, getJob, jobReceipt, listJobs, registerWorker, submitJob } from '../confidential.js';
+import { cancelJob, claimJob, finishJob, getJob, heartbeat, jobReceipt, listJobs, registerWorker, submitJob } from '../confidential.js';
 import type { ServerContext } from '../context.js';
 
 // Enclave workers and the job queue: analysts and providers submit jobs; attested workers
@@ -74,6 +74,17 @@ export function workerRoutes(ctx: ServerContext): FastifyPluginAsyncZod {
         response: { 200: jobView, 403: problemSchema, 409: problemSchema, 422: problemSchema, ...authenticatedErrors },
       },
       handler: async (request) => finishJob(ctx, callerOf(request), request.params.job, request.body),
+    });
+
+    app.post('/v1/workers/me/jobs/:job/heartbeat', {
+      schema: {
+        summary: 'Say that the worker is still at its running job, which keeps the job from expiring',
+        tags: ['workers'],
+        security,
+        params: workerJobParams,
+        response: { 200: z.strictObject({ state: z.literal('running') }), 403: problemSchema, 409: problemSchema, ...authenticatedErrors },
+      },
+      handler: async (request) => heartbeat(ctx, callerOf(request), request.params.job),
     });
 
     app.post('/v1/collaborations/:id/jobs', {

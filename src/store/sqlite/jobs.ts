@@ -251,6 +251,23 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     },
   );
 
+  // Text comparison is time order: every time is written by toISOString (UTC, fixed width).
+  const abandoned = db.prepare<[string], JobRow>(
+    `SELECT ${JOB_COLUMNS.split(', ').map((c) => `jobs.${c}`).join(', ')} FROM jobs LEFT JOIN workers ON workers.id = jobs.worker_id
+     WHERE jobs.state = 'running' AND (workers.id IS NULL OR workers.last_seen_at < ?) ORDER BY jobs.seq`,
+  );
+  const expireOne = db.prepare<[string, string, string]>(`UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE id = ? AND state = 'running'`);
+  const expireAll = db.transaction((cutoff: string, error: string, now: string, events: (job: JobRecord) => readonly LogAppend[]): JobRow[] => {
+    const ended: JobRow[] = [];
+    for (const row of abandoned.all(cutoff)) {
+      if (expireOne.run(error, now, row.id).changes !== 1) continue;
+      const entries = events(toJob(row));
+      if (entries.length > 0) markFinishedEntry.run(appendEvents(entries), row.id);
+      ended.push(select.get(row.id) as JobRow);
+    }
+    return ended;
+  });
+
   const cancelOnce = db.transaction(
     (id: string, submittedBy: string, error: string, now: string, events: readonly LogAppend[], refund: (charge: PrivacyChargeRecord) => LogAppend) => {
       if (cancelQueued.run(error, now, id, submittedBy).changes !== 1) {
@@ -329,6 +346,9 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         );
         return toJob(row);
       });
+    },
+    expire(cutoff, error, now, events) {
+      return attempt(db, 'expire abandoned jobs', () => expireAll.immediate(cutoff.toISOString(), error, now.toISOString(), events).map(toJob));
     },
     cancel(id, submittedBy, error, now, events = [], refund) {
       return attempt(db, 'cancel a job', () => toJob(cancelOnce.immediate(id, submittedBy, error, now.toISOString(), events, refund)));
