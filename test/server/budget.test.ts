@@ -25,7 +25,7 @@ import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
 import { parseVerifierKey, type LogEvent } from '../../src/ledger/index.js';
 import { startServer, toLogAppend, type RunningServer } from '../../src/server/index.js';
 import { DP_SQL, establishDp } from './budget-helpers.js';
-import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, type Parties } from './helpers.js';
+import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, wallClock, type Parties } from './helpers.js';
 
 // The privacy accountant through a real server over HTTP (docs/dp.md): queries under a required
 // privacy policy are charged as they are queued, racing submissions never overspend, refundable
@@ -35,11 +35,7 @@ import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, unique
 
 const QUEUED = 'c7'.repeat(48);
 const RUN = 'd8'.repeat(48);
-const clock = {
-  get now(): Date {
-    return new Date();
-  },
-};
+const clock = wallClock;
 
 let dataDir: string;
 let work: string;

@@ -28,7 +28,7 @@ import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
 import { signManifest, type SignedManifest } from '../../src/ingest/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { writePreparedDataset, type PreparedDataset } from '../ingest/make-dataset.js';
-import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, type InjectResponse, type Parties, type SendOptions } from './helpers.js';
+import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, wallClock, type InjectResponse, type Parties, type SendOptions } from './helpers.js';
 
 // Dataset upload (docs/datasets.md) through a real server: the SDK's whole flow over the socket,
 // and single requests through inject() to break one rule at a time. Whatever is refused leaves
@@ -37,11 +37,7 @@ import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, unique
 const MEASUREMENT = 'd4'.repeat(48);
 const OTHER_MEASUREMENT = 'e5'.repeat(48);
 const UPLOAD_TYPE = 'application/offset+octet-stream';
-const clock = {
-  get now(): Date {
-    return new Date();
-  },
-};
+const clock = wallClock;
 
 let dataDir: string;
 let work: string;

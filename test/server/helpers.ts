@@ -39,6 +39,13 @@ export interface Clock {
   now: Date;
 }
 
+/** The machine's clock, for signing requests to a server started with real time (startServer). */
+export const wallClock: Readonly<Clock> = {
+  get now(): Date {
+    return new Date();
+  },
+};
+
 export interface TestServer {
   readonly app: FastifyInstance;
   readonly store: Store;

@@ -7,18 +7,14 @@ import type { PartyKeys } from '../../src/identity/index.js';
 import type { LogEvent } from '../../src/ledger/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { DP_SQL, establishDp } from './budget-helpers.js';
-import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, type Parties } from './helpers.js';
+import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, wallClock, type Parties } from './helpers.js';
 
 // Retrying a job submission (docs/api.md): a body's idempotencyKey makes a retry give back the job
 // the first try queued, charged and logged once, even when the tries race or the first answer is
 // lost on the wire. No worker has QUEUED's measurement, so every job here stays queued.
 
 const QUEUED = 'e9'.repeat(48);
-const clock = {
-  get now(): Date {
-    return new Date();
-  },
-};
+const clock = wallClock;
 
 let dataDir: string;
 let work: string;

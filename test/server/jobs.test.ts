@@ -31,7 +31,7 @@ import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
 import { ed25519NoteVerifier, verifyReceipt } from '../../src/ledger/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { writePreparedDataset } from '../ingest/make-dataset.js';
-import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, type InjectResponse, type Parties, type SendOptions } from './helpers.js';
+import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, wallClock, type InjectResponse, type Parties, type SendOptions } from './helpers.js';
 
 // Jobs through a real server (docs/api.md, docs/enclave.md): governed queries checked and bound to
 // datasets at submission, the job.started entry of a claim, failure codes and sealed results at the
@@ -42,11 +42,7 @@ import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, unique
 const QUEUED_MEASUREMENT = 'c7'.repeat(48);
 const RUN_MEASUREMENT = 'd8'.repeat(48);
 const VIEWERS_SQL = 'SELECT campaign_id, COUNT(DISTINCT email_hash) AS viewers FROM impressions GROUP BY campaign_id';
-const clock = {
-  get now(): Date {
-    return new Date();
-  },
-};
+const clock = wallClock;
 
 let dataDir: string;
 let work: string;

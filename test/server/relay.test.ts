@@ -21,17 +21,13 @@ import { isMalusError, type ErrorCode } from '../../src/errors/index.js';
 import { generatePartyKeys, type PartyKeys } from '../../src/identity/index.js';
 import type { LogEvent } from '../../src/ledger/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
-import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, type Parties } from './helpers.js';
+import { expectProblem, inject, makeParties, prepare, removeDir, tempDir, uniqueId, wallClock, type Parties } from './helpers.js';
 
 // The relay of PSI and secure-aggregation runs through a real server over HTTP, every request signed
 // by the real client (docs/relay.md): who may start a run and post to it, messages kept once and read
 // in order, runs ended with a summary of sizes only, and log entries that never hold message data.
 
-const clock = {
-  get now(): Date {
-    return new Date();
-  },
-};
+const clock = wallClock;
 
 let dataDir: string;
 let server: RunningServer;
