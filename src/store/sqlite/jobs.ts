@@ -348,7 +348,11 @@ export function sqliteJobs(db: Database.Database): JobRepository {
       });
     },
     expire(cutoff, error, now, events) {
-      return attempt(db, 'expire abandoned jobs', () => expireAll.immediate(cutoff.toISOString(), error, now.toISOString(), events).map(toJob));
+      return attempt(db, 'expire abandoned jobs', () => {
+        // Looked for first without the write lock: this runs on every read of jobs, and nearly always finds none.
+        if (abandoned.get(cutoff.toISOString()) === undefined) return [];
+        return expireAll.immediate(cutoff.toISOString(), error, now.toISOString(), events).map(toJob);
+      });
     },
     cancel(id, submittedBy, error, now, events = [], refund) {
       return attempt(db, 'cancel a job', () => toJob(cancelOnce.immediate(id, submittedBy, error, now.toISOString(), events, refund)));
