@@ -58,12 +58,19 @@ describe('malus', () => {
   });
 
   it('serve refuses an upload limit that is not a whole number of at least 1, before anything is made', async () => {
-    for (const [flag, value] of [['--max-dataset-bytes', '0'], ['--max-pending-uploads', '2.5'], ['--max-dataset-bytes', '1e12']] as const) {
+    for (const [flag, value] of [['--max-dataset-bytes', '0'], ['--max-pending-uploads', '2.5'], ['--max-dataset-bytes', '1e12'], ['--job-lease', '-5']] as const) {
       const refused = await run(['serve', '--data-dir', join(dir, 'never'), flag, value]);
       expect(refused.code).toBe(2);
       expect(refused.stderr).toContain(`${flag} takes a whole number of at least 1 (not "${value}")`);
       expect(hasStackTrace(refused.stderr)).toBe(false);
     }
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  });
+
+  it('serve refuses a job lease shorter than two of the worker beats', async () => {
+    const refused = await run(['serve', '--data-dir', join(dir, 'never'), '--job-lease', '45']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--job-lease takes at least 60 seconds, two of the worker's beats and then some (not 45)");
     expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
