@@ -298,34 +298,38 @@ export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobRe
 /**
  * Sends a job's end (a failure or a result), trying again while the server cannot be reached or
  * fails (an answer of exit class 3): a job left running is never refunded, and a result lost to a
- * dropped connection would turn into a charged result-undelivered. A refusal is final and thrown,
- * except, for a result, a refusal after such a failure because the job no longer runs on this
- * worker: the earlier try got through (nothing else ends a running job).
+ * dropped connection would turn into a charged result-undelivered. The server takes the same
+ * result twice (its first answer lost) as delivered; any refusal is final and thrown.
  */
 async function finishWithRetries(ctx: WorkerContext, jobId: string, outcome: { error: string } | { result: JobResult }): Promise<void> {
   const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;
   const isResult = 'result' in outcome;
-  let retried = false;
   for (let attempt = 0; ; attempt += 1) {
     try {
       await ctx.port.finish(jobId, outcome);
       return;
     } catch (error) {
-      if (isResult && retried && error instanceof MalusError && error.code === 'conflict') return;
       const transient = !(error instanceof MalusError) || ERROR_CODES[error.code].exit === 3;
       const delay = delays[attempt];
       if (!transient || delay === undefined) throw error;
       const note = isResult ? 'job result not delivered yet' : 'job failure not reported yet';
       ctx.log?.('warn', note, { job: jobId, reason: error instanceof MalusError ? error.code : 'internal', retryInMs: delay });
-      retried = true;
       await new Promise((resume) => setTimeout(resume, delay));
     }
   }
 }
 
-/** Reports a failed job (its message cut to what the server keeps). */
-function reportFailure(ctx: WorkerContext, jobId: string, message: string): Promise<void> {
-  return finishWithRetries(ctx, jobId, { error: message.slice(0, 1000) });
+/** A refusal because the job no longer runs here: the server ended it (its lease ran out, docs/enclave.md). */
+const isEnded = (error: unknown): boolean => error instanceof MalusError && error.code === 'conflict';
+
+/** Reports a failed job (its message cut to what the server keeps); a job the server already ended is left as it is. */
+async function reportFailure(ctx: WorkerContext, jobId: string, message: string): Promise<void> {
+  try {
+    await finishWithRetries(ctx, jobId, { error: message.slice(0, 1000) });
+  } catch (error) {
+    if (!isEnded(error)) throw error;
+    ctx.log?.('warn', 'job ended by the server before its failure was reported', { job: jobId });
+  }
 }
 
 /**
@@ -341,7 +345,8 @@ export async function pollOnce(ctx: WorkerContext): Promise<boolean> {
   // A lost beat is no failure (the next one, or the report, follows); only a long silence is.
   const beat = setInterval(() => {
     ctx.port.heartbeat(job.id).catch((error: unknown) => {
-      ctx.log?.('warn', 'heartbeat failed', { job: job.id, reason: error instanceof MalusError ? error.code : 'internal' });
+      // A conflict: the server ended the job; its result will be refused, and is not retried.
+      ctx.log?.('warn', isEnded(error) ? 'the server ended this job (its lease ran out)' : 'heartbeat failed', { job: job.id, reason: error instanceof MalusError ? error.code : 'internal' });
     });
   }, ctx.heartbeatMs ?? HEARTBEAT_MS);
   beat.unref();
@@ -368,6 +373,10 @@ async function runAndReport(ctx: WorkerContext, job: ClaimedJob): Promise<void> 
     await finishWithRetries(ctx, job.id, { result });
     ctx.log?.('info', 'job finished', { job: job.id });
   } catch (error) {
+    if (isEnded(error)) {
+      ctx.log?.('warn', 'job ended by the server before its result was delivered', { job: job.id });
+      return;
+    }
     // The result may have left the enclave even though the server refused it (the operator holds
     // the bytes): the job fails with a code that never gives a privacy charge back.
     const reason = error instanceof MalusError ? `${error.code}: ${error.message}` : 'the connection failed';

@@ -68,6 +68,7 @@ export function createConfidentialServices(options: ConfidentialOptions): Confid
     trust: options.trust,
     ...(options.simRoot === undefined ? {} : { simRoot: options.simRoot }),
     ...(options.jobLeaseMs === undefined ? {} : { jobLeaseMs: options.jobLeaseMs }),
+    startedAt: options.now(),
   };
 }
 
@@ -321,6 +322,7 @@ async function memberJob(ctx: ServerContext, caller: AuthenticatedParty, id: str
 }
 
 export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
+  await memberJob(ctx, caller, id, jobId);
   await expireAbandonedJobs(ctx);
   return jobView(await memberJob(ctx, caller, id, jobId));
 }
@@ -382,8 +384,12 @@ export const JOB_LEASE_MS = 5 * 60_000;
  * whenever a worker claims and whenever a member reads jobs, so it needs no timer.
  */
 export async function expireAbandonedJobs(ctx: ServerContext): Promise<void> {
-  const lease = ctx.confidential?.jobLeaseMs ?? JOB_LEASE_MS;
+  const services = ctx.confidential;
+  if (services === undefined) return;
+  const lease = services.jobLeaseMs ?? JOB_LEASE_MS;
   const now = ctx.now();
+  // A server that was down heard from nobody: its workers get a whole lease from its start to beat again.
+  if (now.getTime() - services.startedAt.getTime() < lease) return;
   const ended = (job: JobRecord): LogAppend[] => [
     toLogAppend({
       format: 'malus.event/v1',
@@ -398,7 +404,12 @@ export async function expireAbandonedJobs(ctx: ServerContext): Promise<void> {
     }),
   ];
   const error = `internal: the enclave worker holding the job stopped reporting for more than ${lease >= 1000 ? `${Math.round(lease / 1000)} s` : `${lease} ms`}`;
-  await ctx.store.jobs.expire(new Date(now.getTime() - lease), error, now, ended);
+  try {
+    await ctx.store.jobs.expire(new Date(now.getTime() - lease), error, now, ended);
+  } catch (error) {
+    // Housekeeping: a busy store must not fail the read or the claim it rides on; the next one sweeps.
+    if (!isMalusError(error, 'store-failure')) throw error;
+  }
 }
 
 /**
@@ -503,6 +514,10 @@ export async function finishJob(
   const worker = await requireWorker(ctx, caller);
   const job = await ctx.store.jobs.get(jobId);
   if (job?.workerId !== worker.id) throw new MalusError('not-found', `job ${jobId} not found`);
+  // The same signed result again (its first answer was lost): it got in, and the worker is told so.
+  // Anything else about a job that is no longer running is a conflict, which the worker must not
+  // take for delivery: the job may have ended without it (its lease ran out).
+  if (job.state === 'succeeded' && 'result' in body && sameResult(job.result, body.result)) return withoutSealed(jobView(job));
   const now = ctx.now();
   const finished = (outcome: 'succeeded' | 'failed', result: string | null, code?: string): LogEvent => ({
     format: 'malus.event/v1',
@@ -539,6 +554,12 @@ export async function finishJob(
   const result = body.result as unknown as Record<string, unknown>;
   const done = await ctx.store.jobs.finish(job.id, worker.id, { state: 'succeeded', result }, now, [toLogAppend(finished('succeeded', statementHash(statement)))]);
   return withoutSealed(jobView(done));
+}
+
+/** Whether a stored result is this one: the same statement under the same signature. */
+function sameResult(stored: Record<string, unknown> | null, result: JobResult): boolean {
+  const kept = stored as { statement?: SignedStatement['statement']; signature?: string } | null;
+  return kept?.statement !== undefined && kept.signature === result.signature && statementHash(kept.statement) === statementHash(result.statement);
 }
 
 /** A privacy cost as canonical text: its units in a fixed order. */

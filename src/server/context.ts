@@ -35,6 +35,8 @@ export interface ConfidentialServices {
   readonly trust: EvidenceTrust;
   /** How long a running job's worker may go unseen before the job fails (default JOB_LEASE_MS). */
   readonly jobLeaseMs?: number;
+  /** When the server started: no job expires within a lease of it. */
+  readonly startedAt: Date;
 }
 
 /**

@@ -67,10 +67,10 @@ describe('malus', () => {
     expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
-  it('serve refuses a job lease shorter than two of the worker beats', async () => {
-    const refused = await run(['serve', '--data-dir', join(dir, 'never'), '--job-lease', '45']);
+  it('serve refuses a job lease that two missed worker beats would run out', async () => {
+    const refused = await run(['serve', '--data-dir', join(dir, 'never'), '--job-lease', '60']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain("--job-lease takes at least 60 seconds, two of the worker's beats and then some (not 45)");
+    expect(refused.stderr).toContain("--job-lease takes at least 90 seconds: two missed beats of the worker's 30 s must not end a job (not 60)");
     expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 

@@ -385,7 +385,7 @@ describe('query jobs in the enclave', () => {
       expect(finished.get(job.id)).toEqual({ error: `forbidden: ${keys.publisher.identity.id} is not an analyst of the agreement` });
     });
 
-    it('gives up after its last wait, and at once on a refusal (a job that already ended)', async () => {
+    it('gives up after its last wait, and at once on a refusal; a job the server already ended is left as it is', async () => {
       const unreachable = denied();
       queue.push(unreachable);
       const down = Array.from({ length: 4 }, () => new MalusError('server-unreachable', 'connection refused'));
@@ -393,9 +393,16 @@ describe('query jobs in the enclave', () => {
       expect(finished.has(unreachable.id)).toBe(false);
       const ended = denied();
       queue.push(ended);
-      const refused = [new MalusError('conflict', 'the job has ended'), new MalusError('server-unreachable', 'never reached')];
-      expect((await failure(pollOnce(flaky(refused)))).code).toBe('conflict');
+      const refused = [new MalusError('forbidden', 'not a registered worker'), new MalusError('server-unreachable', 'never reached')];
+      expect((await failure(pollOnce(flaky(refused)))).code).toBe('forbidden');
       expect(finished.has(ended.id)).toBe(false);
+      // Its lease ran out: the report is refused as a conflict, and nothing more is tried.
+      const expired = denied();
+      queue.push(expired);
+      const gone = [new MalusError('conflict', 'job is not running on this worker'), new MalusError('server-unreachable', 'never reached')];
+      expect(await pollOnce(flaky(gone))).toBe(true);
+      // Had it tried again, the next try (after the unreachable one) would have reached the server.
+      expect(finished.has(expired.id)).toBe(false);
     });
   });
 

@@ -297,7 +297,7 @@ describe('runJob against a real server', () => {
     expect(done.error).toMatch(/^result-undelivered: the server did not accept the result \(signature-invalid: /);
   });
 
-  it('delivers a result again after a dropped connection, and takes a refusal of the repeat as the first having got through', async () => {
+  it('delivers a result again after a dropped connection, and the server takes the repeat of one that got through as delivered', async () => {
     const advertiser = createClient({ server: server.url, keys: parties.advertiser });
     // The faults are a connection that breaks before the request leaves, and one that breaks after
     // the server has taken it (the answer lost); the server itself is the real one.

@@ -107,6 +107,26 @@ describe('racing and lost answers', () => {
     expect(await eventsOf(agreement.id, 'privacy.charged')).toHaveLength(1);
   });
 
+  it('queues one job when tries with one key but different bodies race, and refuses the others as idempotency-key-reused', async () => {
+    const bodies = Array.from({ length: 6 }, (_, i) => ({ kind: 'key-check', datasets: [`d-${i % 2}`], idempotencyKey: 'racing-other-key-000001' }));
+    const answers = await Promise.all(bodies.map((body) => post(parties.advertiser, agreement.id, body)));
+    const codes = answers.map((a) => a.statusCode).sort();
+    expect(codes.filter((c) => c === 201)).toHaveLength(1);
+    // Those with the winner's body get its job; the others are refused.
+    const winner = answers.find((a) => a.statusCode === 201)?.json().id as string;
+    for (const answer of answers.filter((a) => a.statusCode === 200)) expect(answer.json().id).toBe(winner);
+    expect(codes.filter((c) => c === 422)).toHaveLength(3);
+  });
+
+  it('keeps keys apart per collaboration: the same key elsewhere queues a job of its own', async () => {
+    const elsewhere = await establishDp(server.url, parties, work, { id: uniqueId('retry-elsewhere'), measurements: [QUEUED] });
+    const key = 'same-key-each-room-0001';
+    const here = await post(parties.advertiser, agreement.id, { kind: 'key-check', datasets: ['d-1'], idempotencyKey: key });
+    const there = await post(parties.advertiser, elsewhere.id, { kind: 'key-check', datasets: ['d-1'], idempotencyKey: key });
+    expect([here.statusCode, there.statusCode]).toEqual([201, 201]);
+    expect(here.json().id).not.toBe(there.json().id);
+  }, 30_000);
+
   it('gives every submission of the SDK a fresh key: two calls queue two jobs', async () => {
     const analyst = clientOf(parties.advertiser);
     const [a, b] = await Promise.all([submitQuery(analyst, agreement.id, { sql: DP_SQL }), submitQuery(analyst, agreement.id, { sql: DP_SQL })]);
@@ -117,13 +137,17 @@ describe('racing and lost answers', () => {
     // A real fault: the first connection reaches the server, and is cut before its answer returns.
     const proxy = await cuttingProxy(new URL(server.url).port);
     try {
-      const before = await server.store.jobs.charges(agreement.id);
-      const job = await submitJob(clientOf(parties.publisher, proxy.url), agreement.id, { kind: 'key-check', datasets: ['d-1'] });
+      const before = await listJobs(clientOf(parties.advertiser), agreement.id);
+      const charged = (await server.store.jobs.charges(agreement.id)).length;
+      const job = await submitQuery(clientOf(parties.advertiser, proxy.url), agreement.id, { sql: DP_SQL });
       expect(proxy.cut).toBe(1);
       expect(proxy.connections).toBeGreaterThanOrEqual(2);
-      const queued = (await listJobs(clientOf(parties.publisher), agreement.id)).filter((j) => j.submittedBy === parties.publisher.identity.id);
+      const queued = (await listJobs(clientOf(parties.advertiser), agreement.id)).filter((j) => !before.some((b) => b.id === j.id));
       expect(queued.map((j) => j.id)).toEqual([job.id]);
-      expect(await server.store.jobs.charges(agreement.id)).toEqual(before);
+      // Charged once, for that job.
+      const charges = await server.store.jobs.charges(agreement.id);
+      expect(charges).toHaveLength(charged + 1);
+      expect(charges.at(-1)?.jobId).toBe(job.id);
     } finally {
       await proxy.close();
     }

@@ -58,6 +58,28 @@ afterAll(async () => {
   removeDir(work);
 });
 
+describe('a server that was down', () => {
+  it('gives the workers of running jobs a whole lease from its start before it ends their jobs', async () => {
+    const before = await newWorker();
+    const job = await submitJob(clientOf(parties.publisher), agreement.id, { kind: 'key-check', datasets: ['d-1'] });
+    expect((await before.port.claim())?.id).toBe(job.id);
+    // A longer lease here, so that a slow start still leaves the first read inside it.
+    const lease = 2000;
+    await server.close();
+    await pause(lease * 1.25);
+    server = await startServer({ dataDir, host: '127.0.0.1', port: 0, worker: false, simMeasurement: RUN, jobLeaseMs: lease });
+    // At once after the start: the job's worker has not been heard for longer than a lease, but
+    // the server has not been up for one, so the job stays.
+    expect((await getJob(clientOf(parties.publisher), agreement.id, job.id)).state).toBe('running');
+    await pause(lease * 1.1);
+    expect((await getJob(clientOf(parties.publisher), agreement.id, job.id)).state).toBe('failed');
+    await server.close();
+    server = await startServer({ dataDir, host: '127.0.0.1', port: 0, worker: false, simMeasurement: RUN, jobLeaseMs: LEASE_MS });
+    // The other tests need the short lease from the start.
+    await pause(LEASE_MS);
+  }, 30_000);
+});
+
 describe('a running job whose worker goes silent', () => {
   it('fails with internal after the lease, logged by the queue, its charge kept, and the worker can no longer end it', async () => {
     const silent = await newWorker();
@@ -102,6 +124,40 @@ describe('a running job whose worker goes silent', () => {
     expect((await back.port.claim())?.id).toBe(second.id);
     expect((await server.store.jobs.get(second.id))?.state).toBe('running');
     await back.port.finish(second.id, { error: 'invalid-input: given up' });
+  });
+});
+
+describe('the lease and the worker', () => {
+  it('refuses a beat for a job the worker does not hold (404), and from a worker never registered (403)', async () => {
+    const holder = await newWorker();
+    const stranger = await newWorker();
+    const job = await submitJob(clientOf(parties.publisher), agreement.id, { kind: 'key-check', datasets: ['d-1'] });
+    expect((await holder.port.claim())?.id).toBe(job.id);
+    await expect(stranger.port.heartbeat(job.id)).rejects.toMatchObject({ code: 'not-found' });
+    const unregistered = httpWorkerPort(createClient({ server: server.url, keys: createWorkerIdentity().keys }));
+    await expect(unregistered.heartbeat(job.id)).rejects.toMatchObject({ code: 'forbidden' });
+    await holder.port.heartbeat(job.id);
+    await holder.port.finish(job.id, { error: 'invalid-input: given up' });
+    await expect(holder.port.heartbeat(job.id)).rejects.toMatchObject({ code: 'conflict' });
+  });
+
+  it('leaves a job the lease ended as the queue ended it: a late result is not turned into result-undelivered', async () => {
+    const late = await newWorker();
+    const uploaded = (await server.store.datasets.list(agreement.id)).map((d) => d.datasetId);
+    const job = await submitJob(clientOf(parties.publisher), agreement.id, { kind: 'key-check', datasets: uploaded });
+    const stalled: WorkerPort = {
+      ...late.port,
+      releaseChallenge: async (service) => {
+        await pause(LEASE_MS * 2);
+        // Someone reads the jobs meanwhile: the sweep ends the silent worker's job.
+        await getJob(clientOf(parties.publisher), agreement.id, job.id);
+        return late.port.releaseChallenge(service);
+      },
+    };
+    expect(await pollOnce({ ...late, port: stalled, heartbeatMs: 60_000, failureReportDelaysMs: [1] })).toBe(true);
+    const ended = await server.store.jobs.get(job.id);
+    expect([ended?.state, ended?.error]).toEqual(['failed', 'internal: the enclave worker holding the job stopped reporting for more than 400 ms']);
+    expect((await eventsOf('job.finished')).filter((e) => e.type === 'job.finished' && e.job === job.id)).toHaveLength(1);
   });
 });
 

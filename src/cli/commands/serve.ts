@@ -32,7 +32,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--no-worker', 'do not run the sim enclave worker in this process (run `malus enclave` instead)')
     .option('--max-dataset-bytes <n>', 'the largest dataset ciphertext an upload may declare, in bytes (default 2^40, 1 TiB)')
     .option('--max-pending-uploads <n>', 'uploads in progress one party may have in one collaboration (default 8)')
-    .option('--job-lease <seconds>', "how long a running job's enclave worker may go unheard (it beats every 30 s) before the job fails; at least 60", '300')
+    .option('--job-lease <seconds>', "how long a running job's enclave worker may go unheard (it beats every 30 s) before the job fails; at least 90", '300')
     .action(async (options: { dataDir: string; listen: string; publicUrl?: string; logOrigin?: string; publicEntries?: boolean; logLevel: string; worker: boolean; maxDatasetBytes?: string; maxPendingUploads?: string; jobLease: string }) => {
       const { host, port } = parseListen(options.listen);
       if (!LOG_LEVELS.includes(options.logLevel)) {
@@ -42,7 +42,7 @@ export function registerServe(program: Command, io: CliIo): void {
       const { DEFAULT_UPLOAD_LIMITS, startServer } = await import('../../server/index.js');
       const leaseSeconds = positiveInteger(options.jobLease, '--job-lease');
       // Two missed beats must not fail a job that is still running.
-      if (leaseSeconds < 60) throw new MalusError('usage', `--job-lease takes at least 60 seconds, two of the worker's beats and then some (not ${leaseSeconds})`);
+      if (leaseSeconds < 90) throw new MalusError('usage', `--job-lease takes at least 90 seconds: two missed beats of the worker's 30 s must not end a job (not ${leaseSeconds})`);
       const uploadLimits = {
         maxDatasetBytes: options.maxDatasetBytes === undefined ? DEFAULT_UPLOAD_LIMITS.maxDatasetBytes : positiveInteger(options.maxDatasetBytes, '--max-dataset-bytes'),
         maxPendingPerParty: options.maxPendingUploads === undefined ? DEFAULT_UPLOAD_LIMITS.maxPendingPerParty : positiveInteger(options.maxPendingUploads, '--max-pending-uploads'),
