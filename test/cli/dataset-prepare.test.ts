@@ -89,6 +89,9 @@ describe.concurrent('malus dataset prepare', () => {
     const failed = await prepare('nested-bad.csv', 'new-parent/deeper/out');
     expect(failed.code).toBe(2);
     expect(existsSync(join(dir, 'new-parent'))).toBe(false);
+    // A folder where none can be made fails at once (Node's recursive mkdir never returned here).
+    const proc = await prepare('good.csv', '/proc/malus-no-such/out');
+    expect([proc.code, proc.stderr]).toEqual([2, 'error: cannot write output folder /proc/malus-no-such/out: ENOENT\n']);
   });
 
   it('names the mistake, exit 2, for a folder given as input, a quote that is the delimiter, a linked --out, and CSV options on Parquet', async () => {

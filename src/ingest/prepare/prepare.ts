@@ -182,7 +182,7 @@ function prepareOutputDir(out: string): OutputDir {
   const parent = dirname(final);
   let createdAbove: string | undefined;
   try {
-    createdAbove = mkdirSync(parent, { recursive: true });
+    createdAbove = makeFolders(parent);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOTDIR' || code === 'EEXIST') throw new MalusError('usage', `output folder ${out}: a path above it is a file, not a folder`);
@@ -197,6 +197,21 @@ function prepareOutputDir(out: string): OutputDir {
     throw cannotWrite(out, error);
   }
   return { final, staging, createdAbove };
+}
+
+/**
+ * Makes a folder and the missing ones above it, one at a time, and returns the topmost it made.
+ * Node's own recursive mkdir never returns on some file systems (under /proc it loops for good);
+ * here a level that cannot be made fails with its error at once.
+ */
+function makeFolders(folder: string): string | undefined {
+  const missing: string[] = [];
+  for (let at = folder; lstatSync(at, { throwIfNoEntry: false }) === undefined; at = dirname(at)) {
+    missing.push(at);
+    if (dirname(at) === at) break;
+  }
+  for (const level of [...missing].reverse()) mkdirSync(level);
+  return missing.at(-1);
 }
 
 /** Removes what a failed run made: its staging folder and the empty folders it created above it. */
