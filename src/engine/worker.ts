@@ -299,7 +299,7 @@ export async function runJob(ctx: WorkerContext, job: ClaimedJob): Promise<JobRe
  * Sends a job's end (a failure or a result), trying again while the server cannot be reached or
  * fails (an answer of exit class 3): a job left running is never refunded, and a result lost to a
  * dropped connection would turn into a charged result-undelivered. The server takes the same
- * result twice (its first answer lost) as delivered; any refusal is final and thrown.
+ * result or failure twice (its first answer lost) as delivered; any refusal is final and thrown.
  */
 async function finishWithRetries(ctx: WorkerContext, jobId: string, outcome: { error: string } | { result: JobResult }): Promise<void> {
   const delays = ctx.failureReportDelaysMs ?? FAILURE_REPORT_DELAYS_MS;

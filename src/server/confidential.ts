@@ -514,10 +514,12 @@ export async function finishJob(
   const worker = await requireWorker(ctx, caller);
   const job = await ctx.store.jobs.get(jobId);
   if (job?.workerId !== worker.id) throw new MalusError('not-found', `job ${jobId} not found`);
-  // The same signed result again (its first answer was lost): it got in, and the worker is told so.
+  // The same signed result, or the same failure, again (its first answer was lost): it got in, and
+  // the worker is told so.
   // Anything else about a job that is no longer running is a conflict, which the worker must not
   // take for delivery: the job may have ended without it (its lease ran out).
   if (job.state === 'succeeded' && 'result' in body && sameResult(job.result, body.result)) return withoutSealed(jobView(job));
+  if (job.state === 'failed' && 'error' in body && job.error === body.error) return withoutSealed(jobView(job));
   const now = ctx.now();
   const finished = (outcome: 'succeeded' | 'failed', result: string | null, code?: string): LogEvent => ({
     format: 'malus.event/v1',

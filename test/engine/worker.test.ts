@@ -323,6 +323,32 @@ describe('runJob against a real server', () => {
     }
   });
 
+  it('reports a failure again after a dropped connection, and the server takes the repeat of one that got through as delivered', async () => {
+    const advertiser = createClient({ server: server.url, keys: parties.advertiser });
+    const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: ['worker-test-unregistered'] });
+    let broken = false;
+    const warnings: string[] = [];
+    const dropping: WorkerContext = {
+      ...ctx,
+      failureReportDelaysMs: [1, 1, 1],
+      log: (_level, message) => warnings.push(message),
+      port: {
+        ...ctx.port,
+        finish: async (jobId, outcome) => {
+          if (broken) return ctx.port.finish(jobId, outcome);
+          broken = true;
+          await ctx.port.finish(jobId, outcome);
+          throw new MalusError('server-unreachable', 'the connection was reset');
+        },
+      },
+    };
+    expect(await pollOnce(dropping)).toBe(true);
+    const done = await getJob(advertiser, agreement.id, submitted.id);
+    expect(done.state).toBe('failed');
+    expect(done.error).toMatch(/^key-release-denied: /);
+    expect(warnings).not.toContain('job ended by the server before its failure was reported');
+  });
+
   it('fails a job whose key no service holds, with the code and no key bytes (pollOnce)', async () => {
     const advertiser = createClient({ server: server.url, keys: parties.advertiser });
     const submitted = await submitJob(advertiser, agreement.id, { kind: 'key-check', datasets: ['worker-test-unregistered'] });
