@@ -3,7 +3,7 @@ import canonicalize from 'canonicalize';
 import { assertAgreement, type Agreement } from '../agreement/index.js';
 import { appraise, evidenceBinding, type Attester, type EvidenceFormat } from '../attestation/index.js';
 import type { ClaimedJobView, JobReceiptView, JobView, SealedResultView, SubmitJobBody, WorkerView } from '../api/index.js';
-import { fromBase64Url, sha256, toHex, type KeyPair } from '../crypto/index.js';
+import { fromBase64Url, type KeyPair } from '../crypto/index.js';
 import { SIMULATED_NOTICE, registrationSubject, statementHash, verifyStatementSignature, type SignedStatement } from '../engine/index.js';
 import { MalusError, isErrorCode, isMalusError } from '../errors/index.js';
 import {
@@ -197,16 +197,11 @@ export interface SubmittedJob {
  */
 export async function submitJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, body: SubmitJobBody): Promise<SubmittedJob> {
   if (!(await ctx.store.collaborations.isMember(id, caller.id))) throw new MalusError('not-found', `collaboration ${id} not found`);
-  const request = body.idempotencyKey === undefined ? undefined : { key: body.idempotencyKey, fingerprint: `sha256:${toHex(sha256(new TextEncoder().encode(canonicalize(body) ?? '')))}` };
+  const request = body.idempotencyKey === undefined ? undefined : { key: body.idempotencyKey, fingerprint: sha256Ref(canonicalize(body) ?? '') };
   if (request !== undefined) {
     // Before any check: the agreement, the datasets or the budget may have moved since the job was queued.
-    const earlier = await ctx.store.jobs.byRequest(id, caller.id, request.key);
-    if (earlier !== undefined) {
-      if (earlier.fingerprint !== request.fingerprint) {
-        throw new MalusError('idempotency-key-reused', `idempotency key ${request.key} was used for a different submission in this collaboration`);
-      }
-      return { job: jobView(earlier.job), replayed: true };
-    }
+    const earlier = await ctx.store.jobs.byRequest(id, caller.id, request);
+    if (earlier !== undefined) return { job: jobView(earlier), replayed: true };
   }
   const now = ctx.now();
   const active = await activeAgreementOf(ctx, id, now);
@@ -322,9 +317,11 @@ async function memberJob(ctx: ServerContext, caller: AuthenticatedParty, id: str
 }
 
 export async function getJob(ctx: ServerContext, caller: AuthenticatedParty, id: string, jobId: string): Promise<JobView> {
-  await memberJob(ctx, caller, id, jobId);
+  const job = await memberJob(ctx, caller, id, jobId);
+  if (job.state !== 'running') return jobView(job);
+  // Only a running job can have expired; it is read again once the sweep has run.
   await expireAbandonedJobs(ctx);
-  return jobView(await memberJob(ctx, caller, id, jobId));
+  return jobView((await ctx.store.jobs.get(jobId)) ?? job);
 }
 
 /** Why a cancelled job failed, as its log entries and its view say. */

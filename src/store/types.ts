@@ -313,8 +313,11 @@ export interface JobRepository {
    * MalusError('idempotency-key-reused').
    */
   create(job: JobRecord, events?: readonly LogAppend[], charge?: PrivacyChargeInput, request?: JobRequest): Promise<JobRecord>;
-  /** The job a submitter's idempotency key queued in a collaboration, with the fingerprint it came with. */
-  byRequest(collaborationId: string, submittedBy: string, key: string): Promise<{ job: JobRecord; fingerprint: string } | undefined>;
+  /**
+   * The job a submitter's idempotency key queued in a collaboration, or undefined when the key is
+   * new; refuses with MalusError('idempotency-key-reused') when it came with another fingerprint.
+   */
+  byRequest(collaborationId: string, submittedBy: string, request: JobRequest): Promise<JobRecord | undefined>;
   get(id: string): Promise<JobRecord | undefined>;
   /**
    * Gives the oldest queued job whose measurements include the worker's to that worker (state

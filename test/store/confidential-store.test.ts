@@ -247,8 +247,9 @@ describe.each([
       expect(await store.jobs.get(retry.id)).toBeUndefined();
       expect(await store.log.size()).toBe(size);
       expect(await rejectionCode(store.jobs.create(job(), [], undefined, { ...request, fingerprint: `sha256:${'2'.repeat(64)}` }))).toBe('idempotency-key-reused');
-      expect(await store.jobs.byRequest(first.collaborationId, first.submittedBy, request.key)).toMatchObject({ job: { id: first.id }, fingerprint: request.fingerprint });
-      expect(await store.jobs.byRequest(first.collaborationId, 'someone-else', request.key)).toBeUndefined();
+      expect(await store.jobs.byRequest(first.collaborationId, first.submittedBy, request)).toMatchObject({ id: first.id });
+      expect(await rejectionCode(store.jobs.byRequest(first.collaborationId, first.submittedBy, { ...request, fingerprint: `sha256:${'2'.repeat(64)}` }))).toBe('idempotency-key-reused');
+      expect(await store.jobs.byRequest(first.collaborationId, 'someone-else', request)).toBeUndefined();
       // Another submitter's same key is a key of its own.
       const theirs = job({ submittedBy: 'other-party' });
       expect((await store.jobs.create(theirs, [], undefined, request)).id).toBe(theirs.id);

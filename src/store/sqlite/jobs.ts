@@ -191,16 +191,19 @@ export function sqliteJobs(db: Database.Database): JobRepository {
     'SELECT fingerprint, job_id FROM job_requests WHERE collaboration_id = ? AND submitted_by = ? AND request_key = ?',
   );
 
+  /** The row of the job a key queued, undefined for a new key; a key that came with another body is refused. */
+  const requested = (collaborationId: string, submittedBy: string, request: JobRequest): JobRow | undefined => {
+    const earlier = requestRow.get(collaborationId, submittedBy, request.key);
+    if (earlier === undefined) return undefined;
+    if (earlier.fingerprint !== request.fingerprint) throw keyReused(request.key);
+    return select.get(earlier.job_id);
+  };
+
   // The key is looked up inside the IMMEDIATE transaction: of two submissions racing with one key,
   // the second sees the first's row, so one job is queued and charged, never two.
   const createOnce = db.transaction((row: JobRow, events: readonly LogAppend[], charge: PrivacyChargeInput | undefined, request: JobRequest | undefined): JobRow => {
-    if (request !== undefined) {
-      const earlier = requestRow.get(row.collaboration_id, row.submitted_by, request.key);
-      if (earlier !== undefined) {
-        if (earlier.fingerprint !== request.fingerprint) throw keyReused(request.key);
-        return select.get(earlier.job_id) as JobRow;
-      }
-    }
+    const earlier = request === undefined ? undefined : requested(row.collaboration_id, row.submitted_by, request);
+    if (earlier !== undefined) return earlier;
     insert.run(row);
     if (request !== undefined) insertRequest.run(row.collaboration_id, row.submitted_by, request.key, request.fingerprint, row.id, row.created_at);
     if (events.length > 0) appendEvents(events);
@@ -313,11 +316,10 @@ export function sqliteJobs(db: Database.Database): JobRepository {
         }
       });
     },
-    byRequest(collaborationId, submittedBy, key) {
+    byRequest(collaborationId, submittedBy, request) {
       return attempt(db, 'read a job request', () => {
-        const earlier = requestRow.get(collaborationId, submittedBy, key);
-        const row = earlier === undefined ? undefined : select.get(earlier.job_id);
-        return earlier === undefined || row === undefined ? undefined : { job: toJob(row), fingerprint: earlier.fingerprint };
+        const row = requested(collaborationId, submittedBy, request);
+        return row === undefined ? undefined : toJob(row);
       });
     },
     get(id) {
